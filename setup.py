@@ -1,0 +1,46 @@
+"""Installs mmrevode.
+
+``pip install -e .[cls]`` brings the light MMCV build that classification needs;
+``pip install -e .[det]`` brings MMDetection and the compiled MMCV it needs
+(see ``tools/build_mmcv_wheel.sh``). The two MMCV builds cannot be installed
+side by side, so MMCV is not a plain requirement.
+"""
+import os.path as osp
+
+from setuptools import find_packages, setup
+
+HERE = osp.dirname(osp.abspath(__file__))
+
+
+def read_requirements(name):
+    """Return the requirement lines of ``requirements/<name>.txt``."""
+    with open(osp.join(HERE, 'requirements', f'{name}.txt')) as f:
+        lines = (line.split('#')[0].strip() for line in f)
+        return [line for line in lines if line]
+
+
+def read_version():
+    namespace = {}
+    with open(osp.join(HERE, 'mmrevode', 'version.py')) as f:
+        exec(f.read(), namespace)
+    return namespace['__version__']
+
+
+setup(
+    name='mmrevode',
+    version=read_version(),
+    description='Reversible ODE-inspired residual networks (Hamiltonian, '
+    'Midpoint, Leapfrog) for MMPretrain',
+    long_description=open(osp.join(HERE, 'README.md')).read(),
+    long_description_content_type='text/markdown',
+    license='Apache License 2.0',
+    packages=find_packages(exclude=('configs', 'tools', 'tests')),
+    python_requires='>=3.8',
+    install_requires=read_requirements('runtime'),
+    extras_require={
+        'cls': read_requirements('cls'),
+        'det': read_requirements('det'),
+        'tests': read_requirements('tests'),
+    },
+    zip_safe=False,
+)
