@@ -1,0 +1,1 @@
+"""Datasets registered into MMPretrain's ``DATASETS``."""

@@ -1,0 +1,1 @@
+"""Runner-side helpers (checkpoint loading and the like)."""

@@ -1,0 +1,311 @@
+"""The layout shared by all reversible backbones."""
+import copy
+from typing import Dict, Optional, Sequence, Tuple, Type, Union
+
+import torch.nn.functional as F
+from mmcv.cnn import build_activation_layer, build_norm_layer
+from mmpretrain.models.backbones.base_backbone import BaseBackbone
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ..reversible import ReversibleBlock, ReversibleSequence
+
+STEM_TYPES = ('cifar', 'imagenet')
+
+
+class ChannelPadDownsample(nn.Module):
+    """2x2 average pooling, then zero-padding of the channels.
+
+    The transition between two units (paper Fig. 2). It is not invertible
+    and runs under ordinary autograd, where it saves nothing for backward.
+
+    Args:
+        in_channels (int): Channels of the input.
+        out_channels (int): Channels of the output (>= ``in_channels``).
+        groups (int): Pad each of this many equal channel groups separately,
+            e.g. 2 to keep the Hamiltonian halves apart. Defaults to 1.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, groups: int = 1):
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.groups = groups
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.avg_pool2d(x, 2)
+        pad = (self.out_channels - self.in_channels) // self.groups
+        if pad == 0:
+            return x
+        n, _, h, w = x.shape
+        x = x.view(n, self.groups, self.in_channels // self.groups, h, w)
+        return F.pad(x, (0, 0, 0, 0, 0, pad)).view(n, self.out_channels, h, w)
+
+    def extra_repr(self) -> str:
+        return (f'{self.in_channels}, {self.out_channels}, '
+                f'groups={self.groups}')
+
+
+class BaseReversibleNet(BaseBackbone):
+    """Stem, reversible units and the transitions between them.
+
+    A subclass names its block type (``block_cls``), its presets
+    (``arch_settings``: name -> ``dict(blocks=[...], widths=[...])``) and its
+    default step size (``default_h``). The network is
+
+        stem -> unit 0 -> transition -> unit 1 -> ... -> outputs
+
+    where each unit is a :class:`ReversibleSequence` of blocks at one width
+    and resolution, and each transition halves the resolution and
+    zero-pads the channels to the next width.
+
+    Args:
+        arch (str | int | dict): A preset name (e.g. ``'74'`` or ``74``) or
+            ``dict(blocks=[n1, n2, ...], widths=[c1, c2, ...])``: blocks per
+            unit and the width of each unit.
+        h (float, optional): Step size. Defaults to the class's
+            ``default_h``.
+        in_channels (int): Channels of the input image. Defaults to 3.
+        out_indices (int | Sequence[int]): Units whose outputs are returned;
+            negative values count from the end. Defaults to -1 (the last).
+        frozen_stages (int): Freeze the stem (0) and also the first
+            ``frozen_stages`` units (> 0): no gradients, eval mode. -1 freezes
+            nothing. Defaults to -1.
+        stem_type (str): ``'cifar'``: 3x3 convolution, norm, activation
+            (stride 1). ``'imagenet'``: 7x7 convolution with stride 2, norm,
+            activation, 3x3 max pooling with stride 2 (overall stride 4), for
+            large images and detection. Defaults to ``'cifar'``.
+        out_norm (bool): Apply norm and activation to each returned unit
+            output, as in the paper's head (BN, ReLU, pooling, FC). The units
+            themselves stay reversible. Defaults to True.
+        norm_cfg (dict): Normalisation config, inside the blocks and in the
+            stem. Defaults to ``dict(type='BN', requires_grad=True)``.
+        act_cfg (dict): Activation config. Defaults to ``dict(type='ReLU')``.
+        norm_eval (bool): Keep all batch norms in eval mode while training
+            (running statistics frozen). Defaults to False.
+        reversible (bool): Train with the memory-efficient reversible
+            backward. False runs plain autograd on the same modules (same
+            ``state_dict``, outputs and gradients). Defaults to True.
+        with_cp (bool): With ``reversible=False``, checkpoint each block with
+            ``torch.utils.checkpoint``. Defaults to False.
+        block_cfg (dict, optional): Extra keyword arguments of every block
+            (e.g. ``dict(start='zero')`` for the leapfrog). Defaults to None.
+        init_cfg (dict | list[dict], optional): Initialisation config.
+            Defaults to Kaiming for convolutions, 1 for norm weights.
+    """
+    block_cls: Type[ReversibleBlock] = None
+    arch_settings: Dict[str, dict] = {}
+    default_h: float = 0.1
+    #: Channel groups padded separately in transitions (2 for the halves).
+    pad_groups: int = 1
+
+    def __init__(self,
+                 arch: Union[str, int, dict],
+                 h: Optional[float] = None,
+                 in_channels: int = 3,
+                 out_indices: Union[int, Sequence[int]] = -1,
+                 frozen_stages: int = -1,
+                 stem_type: str = 'cifar',
+                 out_norm: bool = True,
+                 norm_cfg: dict = dict(type='BN', requires_grad=True),
+                 act_cfg: dict = dict(type='ReLU'),
+                 norm_eval: bool = False,
+                 reversible: bool = True,
+                 with_cp: bool = False,
+                 block_cfg: Optional[dict] = None,
+                 init_cfg=[
+                     dict(type='Kaiming', layer=['Conv2d']),
+                     dict(type='Constant', val=1, layer=['_BatchNorm'])
+                 ]):
+        super().__init__(init_cfg=init_cfg)
+        name = type(self).__name__
+        self.arch = self._parse_arch(arch)
+        self.blocks = list(self.arch['blocks'])
+        self.widths = list(self.arch['widths'])
+        self.h = self.default_h if h is None else h
+        if isinstance(self.h, bool) or not isinstance(self.h, (int, float)) \
+                or not self.h > 0:
+            raise ValueError(f'{name}: h (the step size) must be a positive '
+                             f'number, got {h!r}.')
+        if isinstance(in_channels, bool) or not isinstance(in_channels, int) \
+                or in_channels < 1:
+            raise ValueError(f'{name}: in_channels must be a positive int, '
+                             f'got {in_channels!r}.')
+        if stem_type not in STEM_TYPES:
+            raise ValueError(f'{name}: stem_type must be one of '
+                             f'{STEM_TYPES}, got {stem_type!r}.')
+        num_units = len(self.blocks)
+        self.num_units = num_units
+        self.out_indices = self._parse_out_indices(out_indices, num_units)
+        if not isinstance(frozen_stages, int) or not \
+                -1 <= frozen_stages <= num_units:
+            raise ValueError(f'{name}: frozen_stages must be an int in '
+                             f'[-1, {num_units}], got {frozen_stages!r}.')
+        self.in_channels = in_channels
+        self.frozen_stages = frozen_stages
+        self.stem_type = stem_type
+        self.norm_eval = norm_eval
+        self.reversible = reversible
+        self.with_cp = with_cp
+        self.stem_stride = 4 if stem_type == 'imagenet' else 1
+
+        self.stem = self._make_stem(in_channels, self.widths[0], stem_type,
+                                    norm_cfg, act_cfg)
+        block_cfg = block_cfg or {}
+        self.units = nn.ModuleList()
+        self.transitions = nn.ModuleList()
+        for i, (num_blocks, width) in enumerate(zip(self.blocks,
+                                                    self.widths)):
+            if i > 0:
+                self.transitions.append(
+                    ChannelPadDownsample(self.widths[i - 1], width,
+                                         self.pad_groups))
+            blocks = [
+                self.block_cls(
+                    width,
+                    h=self.h,
+                    norm_cfg=norm_cfg,
+                    act_cfg=act_cfg,
+                    block_index=j,
+                    **block_cfg) for j in range(num_blocks)
+            ]
+            self.units.append(
+                ReversibleSequence(
+                    blocks,
+                    reversible=reversible,
+                    with_cp=with_cp))
+        self.out_norms = nn.ModuleDict()
+        if out_norm:
+            for i in self.out_indices:
+                self.out_norms[str(i)] = nn.Sequential(
+                    build_norm_layer(norm_cfg, self.widths[i])[1],
+                    build_activation_layer(act_cfg))
+        self._freeze_stages()
+
+    # -- construction helpers -------------------------------------------------
+    def _parse_arch(self, arch) -> dict:
+        name = type(self).__name__
+        if isinstance(arch, (str, int)) and not isinstance(arch, bool):
+            key = str(arch).lower()
+            if key not in self.arch_settings:
+                raise ValueError(
+                    f'{name}: unknown arch {arch!r}; valid presets are '
+                    f'{sorted(self.arch_settings, key=_natural)}, or pass '
+                    'dict(blocks=[...], widths=[...]).')
+            return copy.deepcopy(self.arch_settings[key])
+        if not isinstance(arch, dict):
+            raise TypeError(f'{name}: arch must be a preset name (str or int) '
+                            f'or a dict, got {type(arch).__name__}.')
+        missing = {'blocks', 'widths'} - set(arch)
+        if missing:
+            raise ValueError(f'{name}: arch dict needs the keys "blocks" and '
+                             f'"widths"; missing {sorted(missing)}.')
+        blocks, widths = list(arch['blocks']), list(arch['widths'])
+        if not blocks or len(blocks) != len(widths):
+            raise ValueError(f'{name}: arch needs as many widths as units '
+                             f'(at least one); got blocks={blocks}, '
+                             f'widths={widths}.')
+        for key, values in (('blocks', blocks), ('widths', widths)):
+            if not all(isinstance(v, int) and not isinstance(v, bool)
+                       and v > 0 for v in values):
+                raise ValueError(f'{name}: arch {key} must be positive ints, '
+                                 f'got {values}.')
+        if any(w2 <= w1 for w1, w2 in zip(widths, widths[1:])):
+            raise ValueError(f'{name}: widths must be increasing from unit to '
+                             f'unit (channels are zero-padded between '
+                             f'units), got {widths}.')
+        if self.pad_groups > 1 and any(w % self.pad_groups for w in widths):
+            raise ValueError(f'{name}: every width must be divisible by '
+                             f'{self.pad_groups} (the state is split into '
+                             f'channel halves), got {widths}.')
+        return dict(arch, blocks=blocks, widths=widths)
+
+    @staticmethod
+    def _parse_out_indices(out_indices, num_units) -> Tuple[int, ...]:
+        if isinstance(out_indices, int):
+            out_indices = [out_indices]
+        if not isinstance(out_indices, Sequence) or not out_indices:
+            raise TypeError('out_indices must be an int or a non-empty '
+                            f'sequence of ints, got {out_indices!r}.')
+        result = []
+        for index in out_indices:
+            if not isinstance(index, int) or not \
+                    -num_units <= index < num_units:
+                raise ValueError(f'out_indices: {index!r} is not a unit index '
+                                 f'(the network has {num_units} units).')
+            result.append(index % num_units)
+        return tuple(result)
+
+    @staticmethod
+    def _make_stem(in_channels, out_channels, stem_type, norm_cfg,
+                   act_cfg) -> nn.Sequential:
+        if stem_type == 'cifar':
+            conv = nn.Conv2d(
+                in_channels, out_channels, 3, padding=1, bias=False)
+            layers = [conv]
+        else:
+            conv = nn.Conv2d(
+                in_channels, out_channels, 7, stride=2, padding=3, bias=False)
+            layers = [conv]
+        layers += [
+            build_norm_layer(norm_cfg, out_channels)[1],
+            build_activation_layer(act_cfg)
+        ]
+        if stem_type == 'imagenet':
+            layers.append(nn.MaxPool2d(3, stride=2, padding=1))
+        return nn.Sequential(*layers)
+
+    # -- training-mode behaviour ----------------------------------------------
+    def _freeze_stages(self):
+        if self.frozen_stages < 0:
+            return
+        frozen = [self.stem] + list(self.units[:self.frozen_stages])
+        for module in frozen:
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    # -- forward ----------------------------------------------------------------
+    def _check_input(self, x: Tensor):
+        name = type(self).__name__
+        if x.dim() != 4:
+            raise ValueError(f'{name} expects a 4-D input (N, C, H, W), got '
+                             f'shape {tuple(x.shape)}.')
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f'{name} was built with in_channels='
+                             f'{self.in_channels}, but the input has '
+                             f'{x.shape[1]} channels (shape '
+                             f'{tuple(x.shape)}).')
+        min_size = self.stem_stride * 2**(self.num_units - 1)
+        if min(x.shape[2:]) < min_size:
+            raise ValueError(
+                f'{name}: input {tuple(x.shape[2:])} is smaller than the '
+                f'total downsampling ({min_size}x{min_size}: stem stride '
+                f'{self.stem_stride}, {self.num_units - 1} transitions).')
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        self._check_input(x)
+        x = self.stem(x)
+        outs = []
+        for i, unit in enumerate(self.units):
+            if i > 0:
+                x = self.transitions[i - 1](x)
+            x = unit(x)
+            if i in self.out_indices:
+                norm = self.out_norms[str(i)] if str(i) in self.out_norms \
+                    else None
+                outs.append(norm(x) if norm is not None else x)
+        return tuple(outs)
+
+
+def _natural(key: str):
+    return (0, int(key)) if key.isdigit() else (1, key)

@@ -1,0 +1,47 @@
+"""Leapfrog network (Chang et al., AAAI 2018)."""
+from mmpretrain.registry import MODELS
+
+from ..blocks import LeapfrogBlock
+from .base_reversible_net import BaseReversibleNet
+
+
+@MODELS.register_module()
+class LeapfrogNet(BaseReversibleNet):
+    """Leapfrog reversible network.
+
+    Each unit integrates the second-order system
+    ``Y'' = -K^T act(N(K Y))`` with the leapfrog rule
+    ``Y_{j+1} = 2 Y_j - Y_{j-1} - h^2 F_j(Y_j)`` (:class:`LeapfrogBlock`).
+
+    Presets: ``'62'``, ``'92'``, ``'182'`` with 10, 15 and 30 blocks per unit
+    (depth ``6n + 2``), widths 32-64-128.
+
+    Args:
+        arch (str | int | dict): Preset or ``dict(blocks, widths)``.
+            Defaults to ``'62'``.
+        h (float): Step size. Defaults to 0.05.
+        start (str): ``'rest'`` (``Y_{-1} = Y_0``, default) or ``'zero'``
+            (``Y_{-1} = 0``, the paper's Eq. (17) literally; the state's norm
+            then grows about ``n``-fold per unit).
+        **kwargs: See :class:`BaseReversibleNet`.
+
+    Example:
+        >>> import torch
+        >>> from mmrevode.models import LeapfrogNet
+        >>> model = LeapfrogNet(arch='62')
+        >>> print(tuple(model(torch.rand(2, 3, 32, 32))[-1].shape))
+        (2, 128, 8, 8)
+    """
+    block_cls = LeapfrogBlock
+    default_h = 0.05
+    arch_settings = {
+        '62': dict(blocks=[10, 10, 10], widths=[32, 64, 128]),
+        '92': dict(blocks=[15, 15, 15], widths=[32, 64, 128]),
+        '182': dict(blocks=[30, 30, 30], widths=[32, 64, 128]),
+    }
+
+    def __init__(self, arch='62', start='rest', block_cfg=None, **kwargs):
+        block_cfg = dict(block_cfg or {})
+        block_cfg.setdefault('start', start)
+        super().__init__(arch, block_cfg=block_cfg, **kwargs)
+        self.start = start

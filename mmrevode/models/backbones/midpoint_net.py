@@ -1,0 +1,43 @@
+"""Midpoint network (Chang et al., AAAI 2018)."""
+from mmpretrain.registry import MODELS
+
+from ..blocks import MidpointBlock
+from .base_reversible_net import BaseReversibleNet
+
+
+@MODELS.register_module()
+class MidpointNet(BaseReversibleNet):
+    """Midpoint reversible network.
+
+    Each unit integrates ``Y' = act(N((K - K^T) Y))`` with the explicit
+    midpoint rule ``Y_{j+1} = Y_{j-1} + 2h F_j(Y_j)`` (:class:`MidpointBlock`),
+    starting with a forward-Euler step.
+
+    Presets: ``'62'``, ``'92'``, ``'182'`` with 10, 15 and 30 blocks per unit
+    (depth ``6n + 2``), widths 32-64-128.
+
+    Args:
+        arch (str | int | dict): Preset or ``dict(blocks, widths)``.
+            Defaults to ``'62'``.
+        h (float): Step size. Defaults to 0.02: with larger steps the
+            reconstruction round-off of deep units grows quickly in float32
+            (see the README's measurements).
+        **kwargs: See :class:`BaseReversibleNet`.
+
+    Example:
+        >>> import torch
+        >>> from mmrevode.models import MidpointNet
+        >>> model = MidpointNet(arch='62')
+        >>> print(tuple(model(torch.rand(2, 3, 32, 32))[-1].shape))
+        (2, 128, 8, 8)
+    """
+    block_cls = MidpointBlock
+    default_h = 0.02
+    arch_settings = {
+        '62': dict(blocks=[10, 10, 10], widths=[32, 64, 128]),
+        '92': dict(blocks=[15, 15, 15], widths=[32, 64, 128]),
+        '182': dict(blocks=[30, 30, 30], widths=[32, 64, 128]),
+    }
+
+    def __init__(self, arch='62', **kwargs):
+        super().__init__(arch, **kwargs)

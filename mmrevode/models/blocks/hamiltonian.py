@@ -1,0 +1,65 @@
+"""Hamiltonian (Verlet) block, Chang et al. 2018, Eq. (7)/(8)."""
+from typing import List, Optional, Tuple
+
+import torch
+from mmpretrain.registry import MODELS
+from torch import Tensor
+
+from ..reversible import ReversibleBlock, ShiftStep
+from .layers import SymmetricConvLayer
+
+
+@MODELS.register_module()
+class HamiltonianBlock(ReversibleBlock):
+    """One Verlet step of the Hamiltonian system on the channel halves.
+
+    .. math::
+
+        Y_{j+1} = Y_j + h K_1^T \\sigma(N(K_1 Z_j)), \\qquad
+        Z_{j+1} = Z_j - h K_2^T \\sigma(N(K_2 Y_{j+1}))
+
+    As shift steps: ``(Y, Z) -> (Z, Y')`` with ``(1, 0, +h)`` and then
+    ``(Z, Y') -> (Y', Z')`` with ``(1, 0, -h)``. The unit input is split into
+    the halves ``(Y, Z)`` and the output is their concatenation.
+
+    Args:
+        channels (int): Channels of the unit (even): each half has
+            ``channels // 2``.
+        h (float): Step size. Defaults to 0.1.
+        norm_cfg (dict): Normalisation inside ``F``. Defaults to
+            ``dict(type='BN')``.
+        act_cfg (dict): Activation inside ``F``. Defaults to
+            ``dict(type='ReLU')``.
+        block_index (int): Position of the block in its unit (unused).
+            Defaults to 0.
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
+    """
+
+    def __init__(self,
+                 channels: int,
+                 h: float = 0.1,
+                 norm_cfg: Optional[dict] = dict(type='BN'),
+                 act_cfg: dict = dict(type='ReLU'),
+                 block_index: int = 0,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        if channels % 2:
+            raise ValueError('HamiltonianBlock splits its input into two '
+                             f'channel halves; channels={channels} is odd.')
+        self.h = h
+        half = channels // 2
+        self.f1 = SymmetricConvLayer(half, norm_cfg=norm_cfg, act_cfg=act_cfg)
+        self.f2 = SymmetricConvLayer(half, norm_cfg=norm_cfg, act_cfg=act_cfg)
+
+    def shift_steps(self) -> List[ShiftStep]:
+        return [
+            ShiftStep(self.f1, 1.0, 0.0, self.h),
+            ShiftStep(self.f2, 1.0, 0.0, -self.h)
+        ]
+
+    def split(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        y, z = x.chunk(2, dim=1)
+        return y.contiguous(), z.contiguous()
+
+    def merge(self, a: Tensor, b: Tensor) -> Tensor:
+        return torch.cat([a, b], dim=1)

@@ -1,0 +1,70 @@
+"""Leapfrog block, Chang et al. 2018, Eq. (17)."""
+from typing import List, Optional, Tuple
+
+import torch
+from mmpretrain.registry import MODELS
+from torch import Tensor
+
+from ..reversible import ReversibleBlock, ShiftStep
+from .layers import SymmetricConvLayer
+
+LEAPFROG_STARTS = ('rest', 'zero')
+
+
+@MODELS.register_module()
+class LeapfrogBlock(ReversibleBlock):
+    """``Y_{j+1} = 2 Y_j - Y_{j-1} - h^2 K_j^T act(N(K_j Y_j))``.
+
+    A discretisation of the second-order system ``Y'' = -K^T act(N(K Y))``.
+    The state is the pair ``(Y_{j-1}, Y_j)`` and each block is one shift
+    step with ``(-1, 2, -h^2)``. The unit's output is the last state.
+
+    How a unit starts is set by ``start``:
+
+    - ``'rest'`` (default): ``Y_{-1} = Y_0``, i.e. zero initial velocity.
+      This keeps the state's norm flat through deep units.
+    - ``'zero'``: ``Y_{-1} = 0``, the paper's literal Eq. (17). The first step
+      then doubles the state, and each unit multiplies the state's norm by
+      about its number of blocks.
+
+    Args:
+        channels (int): Channels of the state.
+        h (float): Step size. Defaults to 0.05.
+        norm_cfg (dict): Normalisation inside ``F``. Defaults to
+            ``dict(type='BN')``.
+        act_cfg (dict): Activation inside ``F``. Defaults to
+            ``dict(type='ReLU')``.
+        start (str): ``'rest'`` or ``'zero'``, see above. Defaults to
+            ``'rest'``.
+        block_index (int): Position of the block in its unit (unused).
+            Defaults to 0.
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
+    """
+
+    def __init__(self,
+                 channels: int,
+                 h: float = 0.05,
+                 norm_cfg: Optional[dict] = dict(type='BN'),
+                 act_cfg: dict = dict(type='ReLU'),
+                 start: str = 'rest',
+                 block_index: int = 0,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        if start not in LEAPFROG_STARTS:
+            raise ValueError(f'LeapfrogBlock: start must be one of '
+                             f'{LEAPFROG_STARTS}, got {start!r}.')
+        self.h = h
+        self.start = start
+        self.f = SymmetricConvLayer(
+            channels, norm_cfg=norm_cfg, act_cfg=act_cfg)
+
+    def shift_steps(self) -> List[ShiftStep]:
+        return [ShiftStep(self.f, -1.0, 2.0, -self.h**2)]
+
+    def split(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        if self.start == 'zero':
+            return torch.zeros_like(x), x
+        return x, x
+
+    def merge(self, a: Tensor, b: Tensor) -> Tensor:
+        return b

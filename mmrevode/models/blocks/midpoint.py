@@ -1,0 +1,55 @@
+"""Midpoint block: the two-step explicit midpoint (leapfrog-in-time) rule."""
+from typing import List, Optional, Tuple
+
+from mmpretrain.registry import MODELS
+from torch import Tensor
+
+from ..reversible import ReversibleBlock, ShiftStep
+from .layers import AntisymmetricConvLayer
+
+
+@MODELS.register_module()
+class MidpointBlock(ReversibleBlock):
+    """``Y_{j+1} = Y_{j-1} + 2h F_j(Y_j)``, ``F = act(N((K - K^T) Y))``.
+
+    The state is the pair ``(Y_{j-1}, Y_j)`` and each block is one shift step
+    with ``(1, 0, 2h)``. A unit starts from ``(Y_0, Y_0)``, and its first block
+    takes a forward-Euler step ``Y_1 = Y_0 + h F_0(Y_0)`` (coefficients
+    ``(1, 0, h)``), since the rule needs two past states. The operator and
+    the first step are not fixed by the paper's text; these are the choices
+    of this implementation. The unit's output is the last state.
+
+    Args:
+        channels (int): Channels of the state.
+        h (float): Step size. Defaults to 0.02.
+        norm_cfg (dict): Normalisation inside ``F``. Defaults to
+            ``dict(type='BN')``.
+        act_cfg (dict): Activation inside ``F``. Defaults to
+            ``dict(type='ReLU')``.
+        block_index (int): Position of the block in its unit; block 0 takes
+            the forward-Euler step. Defaults to 0.
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
+    """
+
+    def __init__(self,
+                 channels: int,
+                 h: float = 0.02,
+                 norm_cfg: Optional[dict] = dict(type='BN'),
+                 act_cfg: dict = dict(type='ReLU'),
+                 block_index: int = 0,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        self.h = h
+        self.block_index = block_index
+        self.f = AntisymmetricConvLayer(
+            channels, norm_cfg=norm_cfg, act_cfg=act_cfg)
+
+    def shift_steps(self) -> List[ShiftStep]:
+        gamma = self.h if self.block_index == 0 else 2 * self.h
+        return [ShiftStep(self.f, 1.0, 0.0, gamma)]
+
+    def split(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        return x, x
+
+    def merge(self, a: Tensor, b: Tensor) -> Tensor:
+        return b

@@ -1,0 +1,81 @@
+"""A unit: blocks run in sequence by the reversible engine."""
+from typing import List, Sequence, Tuple
+
+import torch
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from .block import ReversibleBlock
+from .function import ReversibleFunction, collect_parameters
+from .shift_step import ShiftStep, run_steps
+
+class ReversibleSequence(nn.Module):
+    """Run reversible blocks in sequence, with one of three executions.
+
+    - ``reversible=True`` (default): during training, the whole sequence is
+      one :class:`ReversibleFunction`; no activation inside it is stored.
+    - ``reversible=False``: plain autograd, storing every activation.
+    - ``reversible=False, with_cp=True``: ``torch.utils.checkpoint`` around
+      each block, for comparison.
+
+    All three give the same outputs, gradients and ``state_dict``. In eval
+    mode or under ``torch.no_grad()`` the blocks simply run.
+
+    Args:
+        blocks (Sequence[ReversibleBlock]): The blocks of the unit. The first
+            block's :meth:`~ReversibleBlock.split` makes the pair from the
+            input and the last block's :meth:`~ReversibleBlock.merge` the
+            output.
+        reversible (bool): Use the memory-efficient backward.
+            Defaults to True.
+        with_cp (bool): Checkpoint each block under plain autograd. Only
+            meaningful with ``reversible=False``. Defaults to False.
+        preserve_rng_state (bool): Replay the random generators' states in
+            the backward recompute. Needed only if a block draws random
+            numbers (dropout, drop path). Defaults to False.
+    """
+
+    def __init__(self,
+                 blocks: Sequence[ReversibleBlock],
+                 reversible: bool = True,
+                 with_cp: bool = False,
+                 preserve_rng_state: bool = False):
+        super().__init__()
+        if not blocks:
+            raise ValueError('ReversibleSequence needs at least one block.')
+        self.blocks = nn.ModuleList(blocks)
+        self.reversible = reversible
+        self.with_cp = with_cp
+        self.preserve_rng_state = preserve_rng_state
+
+    def forward(self, x: Tensor) -> Tensor:
+        a, b = self.blocks[0].split(x)
+        block_steps = [block.shift_steps() for block in self.blocks]
+        a, b = self._run(block_steps, a, b)
+        return self.blocks[-1].merge(a, b)
+
+    def _run(self, block_steps: List[List[ShiftStep]], a: Tensor,
+             b: Tensor) -> Tuple[Tensor, Tensor]:
+        if not torch.is_grad_enabled():
+            return run_steps([s for steps in block_steps for s in steps], a,
+                             b)
+        if self.reversible:
+            steps = [s for block in block_steps for s in block]
+            params, param_index = collect_parameters(steps)
+            if a.requires_grad or b.requires_grad or any(
+                    p.requires_grad for p in params):
+                return ReversibleFunction.apply(steps, param_index,
+                                                self.preserve_rng_state, a,
+                                                b, *params)
+        for steps in block_steps:
+            if self.with_cp:
+                a, b = checkpoint(
+                    run_steps,
+                    steps,
+                    a,
+                    b,
+                    use_reentrant=False,
+                    preserve_rng_state=self.preserve_rng_state)
+            else:
+                a, b = run_steps(steps, a, b)
+        return a, b
