@@ -1,0 +1,109 @@
+import pytest
+import torch
+
+from mmrevode.models.blocks import (AntisymmetricConvLayer, HamiltonianBlock,
+                                    LeapfrogBlock, MidpointBlock,
+                                    SymmetricConvLayer)
+
+BLOCKS = [
+    (HamiltonianBlock, dict(h=0.1)),
+    (MidpointBlock, dict(h=0.1, block_index=0)),
+    (MidpointBlock, dict(h=0.1, block_index=3)),
+    (LeapfrogBlock, dict(h=0.1)),
+]
+
+
+def make_pair_input(block_cls, channels, dtype):
+    shape = (4, channels // 2 if block_cls is HamiltonianBlock else channels,
+             8, 8)
+    return torch.randn(*shape, dtype=dtype), torch.randn(*shape, dtype=dtype)
+
+
+@pytest.mark.parametrize('block_cls,kwargs', BLOCKS)
+def test_inverse_recovers_the_input_in_float64(block_cls, kwargs):
+    torch.manual_seed(0)
+    block = block_cls(16, **kwargs).double().train()
+    a, b = make_pair_input(block_cls, 16, torch.float64)
+    with torch.no_grad():
+        a_rec, b_rec = block.inverse(*block(a, b))
+    assert ((a_rec - a).norm() / a.norm()).item() < 1e-10
+    assert ((b_rec - b).norm() / b.norm()).item() < 1e-10
+
+
+@pytest.mark.parametrize('block_cls,kwargs', BLOCKS)
+def test_inverse_error_in_float32_is_round_off(block_cls, kwargs):
+    torch.manual_seed(0)
+    block = block_cls(16, **kwargs).train()
+    a, b = make_pair_input(block_cls, 16, torch.float32)
+    with torch.no_grad():
+        a_rec, b_rec = block.inverse(*block(a, b))
+    error = max(((a_rec - a).norm() / a.norm()).item(),
+                ((b_rec - b).norm() / b.norm()).item())
+    print(f'{block_cls.__name__} {kwargs}: float32 reconstruction error '
+          f'{error:.1e}')
+    assert error < 1e-5
+
+
+def test_hamiltonian_block_equations():
+    torch.manual_seed(0)
+    block = HamiltonianBlock(8, h=0.3).double().eval()
+    y, z = torch.randn(2, 2, 4, 5, 5, dtype=torch.float64)
+    with torch.no_grad():
+        y1, z1 = block(y, z)
+        expected_y1 = y + 0.3 * block.f1(z)
+        expected_z1 = z - 0.3 * block.f2(expected_y1)
+    torch.testing.assert_close(y1, expected_y1)
+    torch.testing.assert_close(z1, expected_z1)
+
+
+def test_midpoint_first_block_is_forward_euler():
+    first = MidpointBlock(4, h=0.2, block_index=0)
+    later = MidpointBlock(4, h=0.2, block_index=1)
+    assert first.shift_steps()[0].gamma == pytest.approx(0.2)
+    assert later.shift_steps()[0].gamma == pytest.approx(0.4)
+    x = torch.randn(2, 4, 5, 5)
+    a, b = first.split(x)
+    assert a is x and b is x
+
+
+def test_leapfrog_starts():
+    x = torch.randn(2, 4, 5, 5)
+    rest = LeapfrogBlock(4, start='rest')
+    zero = LeapfrogBlock(4, start='zero')
+    assert rest.split(x)[0] is x
+    assert torch.equal(zero.split(x)[0], torch.zeros_like(x))
+    step = rest.shift_steps()[0]
+    assert (step.alpha, step.beta) == (-1.0, 2.0)
+    assert step.gamma == pytest.approx(-rest.h**2)
+    with pytest.raises(ValueError, match="'rest', 'zero'"):
+        LeapfrogBlock(4, start='still')
+
+
+def test_hamiltonian_block_needs_even_channels():
+    with pytest.raises(ValueError, match='channels=7 is odd'):
+        HamiltonianBlock(7)
+
+
+def test_symmetric_layer_uses_the_adjoint_of_its_convolution():
+    torch.manual_seed(0)
+    layer = SymmetricConvLayer(
+        3, norm_cfg=None, act_cfg=dict(type='ReLU')).double()
+    # With the identity in place of the activation, <F x, y> = <K x, K y>.
+    layer.act = torch.nn.Identity()
+    layer.conv.bias.data.zero_()
+    x, y = torch.randn(2, 2, 3, 6, 6, dtype=torch.float64)
+    lhs = (layer(x) * y).sum()
+    rhs = (layer.conv(x) * layer.conv(y)).sum()
+    torch.testing.assert_close(lhs, rhs)
+    assert sum(p.numel() for p in layer.parameters()) == 3 * 3 * 9 + 3
+
+
+def test_antisymmetric_layer_operator_is_antisymmetric():
+    torch.manual_seed(0)
+    layer = AntisymmetricConvLayer(4, norm_cfg=None).double()
+    layer.act = torch.nn.Identity()
+    layer.conv.bias.data.zero_()
+    x, y = torch.randn(2, 2, 4, 6, 6, dtype=torch.float64)
+    # <A x, y> = -<x, A y> and <A x, x> = 0 for A = K - K^T.
+    torch.testing.assert_close((layer(x) * y).sum(), -(x * layer(y)).sum())
+    assert abs((layer(x) * x).sum().item()) < 1e-10
