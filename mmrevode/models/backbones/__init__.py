@@ -1,10 +1,12 @@
 """Reversible backbones registered in MMPretrain's ``MODELS``."""
 from .base_reversible_net import BaseReversibleNet, ChannelPadDownsample
+from .cifar_resnet import CifarResNet, PadShortcut
 from .hamiltonian_net import HamiltonianNet
 from .leapfrog_net import LeapfrogNet
 from .midpoint_net import MidpointNet
+from .revnet import RevNet
 
 __all__ = [
-    'BaseReversibleNet', 'ChannelPadDownsample', 'HamiltonianNet',
-    'LeapfrogNet', 'MidpointNet'
+    'BaseReversibleNet', 'ChannelPadDownsample', 'CifarResNet',
+    'HamiltonianNet', 'LeapfrogNet', 'MidpointNet', 'PadShortcut', 'RevNet'
 ]

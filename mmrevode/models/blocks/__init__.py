@@ -3,8 +3,9 @@ from .hamiltonian import HamiltonianBlock
 from .layers import AntisymmetricConvLayer, SymmetricConvLayer
 from .leapfrog import LeapfrogBlock
 from .midpoint import MidpointBlock
+from .revnet import PreActResidual, RevNetBlock
 
 __all__ = [
     'AntisymmetricConvLayer', 'HamiltonianBlock', 'LeapfrogBlock',
-    'MidpointBlock', 'SymmetricConvLayer'
+    'MidpointBlock', 'PreActResidual', 'RevNetBlock', 'SymmetricConvLayer'
 ]

@@ -1,0 +1,248 @@
+"""The CIFAR ResNets of He et al. (2016): ResNet-20/32/44/56/110."""
+from typing import Optional, Sequence, Tuple, Union
+
+import torch.nn.functional as F
+from mmcv.cnn import build_activation_layer, build_norm_layer
+from mmengine.model import constant_init
+from mmpretrain.models.backbones.base_backbone import BaseBackbone
+from mmpretrain.models.backbones.resnet import BasicBlock
+from mmpretrain.registry import MODELS
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+SHORTCUT_TYPES = ('A', 'B')
+
+
+class PadShortcut(nn.Module):
+    """Option-A shortcut: subsample, then zero-pad the new channels.
+
+    The parameter-free identity shortcut He et al. use on CIFAR when a stage
+    doubles the channels and halves the resolution: ``x[:, :, ::s, ::s]``
+    followed by zero channels (split evenly before and after the input's,
+    as in the common reference implementations).
+
+    Args:
+        in_channels (int): Channels of the input.
+        out_channels (int): Channels of the output (>= ``in_channels``).
+        stride (int): Spatial subsampling. Defaults to 2.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 2):
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.stride = stride
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.stride > 1:
+            x = x[:, :, ::self.stride, ::self.stride]
+        pad = self.out_channels - self.in_channels
+        return F.pad(x, (0, 0, 0, 0, pad // 2, pad - pad // 2))
+
+    def extra_repr(self) -> str:
+        return (f'{self.in_channels}, {self.out_channels}, '
+                f'stride={self.stride}')
+
+
+@MODELS.register_module()
+class CifarResNet(BaseBackbone):
+    """ResNet for CIFAR as in He et al., "Deep Residual Learning for Image
+    Recognition" (CVPR 2016), section 4.2.
+
+    A 3x3 convolution with 16 channels, then three stages of ``n = (depth -
+    2) / 6`` basic blocks (two 3x3 convolutions, post-activation:
+    :class:`mmpretrain.models.backbones.resnet.BasicBlock`) at 16, 32 and 64
+    channels, the first block of stages 2 and 3 with stride 2. The classifier
+    head (global average pooling, fully connected) is not part of the
+    backbone. MMPretrain's ``ResNet_CIFAR`` keeps the ImageNet layout
+    (depths 18 to 152, 64-512 channels); this is the thin original.
+
+    The shortcut where the shape changes is option A by default, as in He et
+    al.'s CIFAR experiments: subsampling plus zero-padded channels, so the
+    network has no parameters outside the blocks' convolutions and norms
+    (ResNet-32: 0.46M, ResNet-110: 1.73M with a 10-class head). Option B is a
+    strided 1x1 convolution and a norm.
+
+    Args:
+        depth (int): 20, 32, 44, 56 or 110 (any ``6n + 2`` works).
+        in_channels (int): Channels of the input image. Defaults to 3.
+        base_channels (int): Channels of the first stage; stage ``i`` has
+            ``base_channels * 2**i``. Defaults to 16.
+        num_stages (int): Number of stages. Defaults to 3.
+        shortcut (str): ``'A'`` (zero padding) or ``'B'`` (projection).
+            Defaults to ``'A'``.
+        out_indices (int | Sequence[int]): Stages whose outputs are
+            returned; negative values count from the end. Defaults to -1.
+        frozen_stages (int): Freeze the stem (0) and also the first
+            ``frozen_stages`` stages (> 0): no gradients, eval mode. -1
+            freezes nothing. Defaults to -1.
+        norm_cfg (dict): Normalisation config.
+            Defaults to ``dict(type='BN', requires_grad=True)``.
+        act_cfg (dict): Activation config.
+            Defaults to ``dict(type='ReLU', inplace=True)``.
+        norm_eval (bool): Keep all batch norms in eval mode while training.
+            Defaults to False.
+        with_cp (bool): Checkpoint each block. Defaults to False.
+        zero_init_residual (bool): Initialise the last norm of every block
+            to zero, so blocks start as identities. He et al. do not.
+            Defaults to False.
+        init_cfg (dict | list[dict], optional): Initialisation config.
+            Defaults to Kaiming for convolutions, 1 for norm weights.
+
+    Example:
+        >>> import torch
+        >>> from mmrevode.models import CifarResNet
+        >>> model = CifarResNet(depth=32, out_indices=(0, 1, 2))
+        >>> for out in model(torch.rand(2, 3, 32, 32)):
+        ...     print(tuple(out.shape))
+        (2, 16, 32, 32)
+        (2, 32, 16, 16)
+        (2, 64, 8, 8)
+    """
+    arch_settings = {
+        depth: (depth - 2) // 6
+        for depth in (20, 32, 44, 56, 110)
+    }
+
+    def __init__(self,
+                 depth: int,
+                 in_channels: int = 3,
+                 base_channels: int = 16,
+                 num_stages: int = 3,
+                 shortcut: str = 'A',
+                 out_indices: Union[int, Sequence[int]] = -1,
+                 frozen_stages: int = -1,
+                 norm_cfg: dict = dict(type='BN', requires_grad=True),
+                 act_cfg: dict = dict(type='ReLU', inplace=True),
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 zero_init_residual: bool = False,
+                 init_cfg: Optional[Union[dict, list]] = [
+                     dict(type='Kaiming', layer=['Conv2d']),
+                     dict(type='Constant', val=1, layer=['_BatchNorm'])
+                 ]):
+        super().__init__(init_cfg=init_cfg)
+        if isinstance(depth, bool) or not isinstance(depth, int) or \
+                depth < 8 or (depth - 2) % 6:
+            raise ValueError('CifarResNet: depth must be 6n + 2 with n >= 1 '
+                             f'(e.g. {sorted(self.arch_settings)}), got '
+                             f'{depth!r}.')
+        if shortcut not in SHORTCUT_TYPES:
+            raise ValueError(f'CifarResNet: shortcut must be one of '
+                             f'{SHORTCUT_TYPES}, got {shortcut!r}.')
+        if not isinstance(num_stages, int) or num_stages < 1:
+            raise ValueError('CifarResNet: num_stages must be a positive '
+                             f'int, got {num_stages!r}.')
+        if isinstance(out_indices, int):
+            out_indices = [out_indices]
+        if not isinstance(out_indices, Sequence) or not out_indices:
+            raise TypeError('out_indices must be an int or a non-empty '
+                            f'sequence of ints, got {out_indices!r}.')
+        for index in out_indices:
+            if not isinstance(index, int) or not \
+                    -num_stages <= index < num_stages:
+                raise ValueError(f'out_indices: {index!r} is not a stage '
+                                 f'index (the network has {num_stages} '
+                                 'stages).')
+        if not isinstance(frozen_stages, int) or not \
+                -1 <= frozen_stages <= num_stages:
+            raise ValueError('CifarResNet: frozen_stages must be an int in '
+                             f'[-1, {num_stages}], got {frozen_stages!r}.')
+        self.depth = depth
+        self.num_blocks = (depth - 2) // 6
+        self.in_channels = in_channels
+        self.base_channels = base_channels
+        self.num_stages = num_stages
+        self.shortcut = shortcut
+        self.out_indices = tuple(i % num_stages for i in out_indices)
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.zero_init_residual = zero_init_residual
+        self.widths = [base_channels * 2**i for i in range(num_stages)]
+
+        self.conv1 = nn.Conv2d(
+            in_channels, base_channels, 3, padding=1, bias=False)
+        self.norm1_name, norm1 = build_norm_layer(
+            norm_cfg, base_channels, postfix=1)
+        self.add_module(self.norm1_name, norm1)
+        self.relu = build_activation_layer(act_cfg)
+
+        self.res_layers = []
+        channels = base_channels
+        for i, width in enumerate(self.widths):
+            stride = 1 if i == 0 else 2
+            blocks = []
+            for j in range(self.num_blocks):
+                block_stride = stride if j == 0 else 1
+                downsample = None
+                if block_stride != 1 or channels != width:
+                    downsample = self._make_shortcut(channels, width,
+                                                     block_stride, norm_cfg)
+                blocks.append(
+                    BasicBlock(
+                        channels,
+                        width,
+                        stride=block_stride,
+                        downsample=downsample,
+                        with_cp=with_cp,
+                        norm_cfg=norm_cfg,
+                        act_cfg=act_cfg))
+                channels = width
+            layer_name = f'layer{i + 1}'
+            self.add_module(layer_name, nn.Sequential(*blocks))
+            self.res_layers.append(layer_name)
+        self._freeze_stages()
+
+    def _make_shortcut(self, in_channels, out_channels, stride,
+                       norm_cfg) -> nn.Module:
+        if self.shortcut == 'A':
+            return PadShortcut(in_channels, out_channels, stride)
+        return nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 1, stride=stride,
+                      bias=False),
+            build_norm_layer(norm_cfg, out_channels)[1])
+
+    @property
+    def norm1(self) -> nn.Module:
+        return getattr(self, self.norm1_name)
+
+    def init_weights(self):
+        super().init_weights()
+        if self.zero_init_residual:
+            for m in self.modules():
+                if isinstance(m, BasicBlock):
+                    constant_init(m.norm2, 0)
+
+    def _freeze_stages(self):
+        if self.frozen_stages < 0:
+            return
+        frozen = [self.conv1, self.norm1] + [
+            getattr(self, name)
+            for name in self.res_layers[:self.frozen_stages]
+        ]
+        for module in frozen:
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    def forward_stem(self, x: Tensor) -> Tensor:
+        """The 3x3 convolution, norm and activation before the stages."""
+        return self.relu(self.norm1(self.conv1(x)))
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        x = self.forward_stem(x)
+        outs = []
+        for i, layer_name in enumerate(self.res_layers):
+            x = getattr(self, layer_name)(x)
+            if i in self.out_indices:
+                outs.append(x)
+        return tuple(outs)

@@ -1,0 +1,151 @@
+"""RevNet block (Gomez et al., NeurIPS 2017), a baseline on the same engine."""
+from typing import List, Optional, Tuple
+
+import torch
+from mmcv.cnn import build_activation_layer, build_norm_layer
+from mmengine.model import BaseModule
+from mmpretrain.registry import MODELS
+from torch import Tensor, nn
+
+from ..reversible import ReversibleBlock, ShiftStep
+
+REVNET_BLOCK_TYPES = ('basic', 'bottleneck')
+
+
+class PreActResidual(BaseModule):
+    """A pre-activation residual function ``F`` of a RevNet block.
+
+    - ``'basic'``: ``N-act-conv3x3-N-act-conv3x3``, all at ``channels``.
+    - ``'bottleneck'``: ``N-act-conv1x1-N-act-conv3x3-N-act-conv1x1`` with
+      inner width ``channels // 4``, as in the RevNet code of Gomez et al.
+      (``channels`` is the half of the unit the function acts on).
+
+    The convolutions have no bias (each is followed by a norm, or, for the
+    last one, added to the other half). With ``norm_cfg=None`` the norms are
+    dropped and the convolutions get biases.
+
+    Args:
+        channels (int): Channels of the input and of the output.
+        block_type (str): ``'basic'`` or ``'bottleneck'``.
+            Defaults to ``'basic'``.
+        norm_cfg (dict, optional): Normalisation config.
+            Defaults to ``dict(type='BN')``.
+        act_cfg (dict): Activation config. Defaults to ``dict(type='ReLU')``.
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
+    """
+
+    def __init__(self,
+                 channels: int,
+                 block_type: str = 'basic',
+                 norm_cfg: Optional[dict] = dict(type='BN'),
+                 act_cfg: dict = dict(type='ReLU'),
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        if block_type not in REVNET_BLOCK_TYPES:
+            raise ValueError(f'RevNet block_type must be one of '
+                             f'{REVNET_BLOCK_TYPES}, got {block_type!r}.')
+        if block_type == 'basic':
+            kernels = [3, 3]
+            widths = [channels, channels, channels]
+        else:
+            if channels < 4:
+                raise ValueError('A bottleneck RevNet function needs at '
+                                 f'least 4 channels per half, got {channels}.')
+            kernels = [1, 3, 1]
+            widths = [channels, channels // 4, channels // 4, channels]
+        self.block_type = block_type
+        layers = []
+        for k, (cin, cout) in enumerate(zip(widths, widths[1:])):
+            if norm_cfg is not None:
+                layers.append(build_norm_layer(norm_cfg, cin)[1])
+            layers.append(build_activation_layer(act_cfg))
+            layers.append(
+                nn.Conv2d(
+                    cin,
+                    cout,
+                    kernels[k],
+                    padding=kernels[k] // 2,
+                    bias=norm_cfg is None))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layers(x)
+
+
+@MODELS.register_module()
+class RevNetBlock(ReversibleBlock):
+    """One RevNet block on the channel halves ``(x1, x2)``.
+
+    .. math::
+
+        y_1 = x_1 + h F(x_2), \\qquad y_2 = x_2 + h G(y_1)
+
+    with ``h = 1`` for the RevNet of Gomez et al. As shift steps:
+    ``(x1, x2) -> (x2, y1)`` with ``(1, 0, h)`` and then
+    ``(x2, y1) -> (y1, y2)`` with ``(1, 0, h)``: the Hamiltonian block's table
+    row with both signs positive and a general residual function in place of
+    ``K^T act(N(K x))``. The unit input is split into the halves and the
+    output is their concatenation.
+
+    ``F`` and ``G`` are pre-activation residual functions
+    (:class:`PreActResidual`), ``'basic'`` (two 3x3 convolutions) or
+    ``'bottleneck'`` (1x1, 3x3, 1x1 with a quarter of the half's width).
+    Every block, the first of the network included, starts with its
+    norm and activation (Gomez et al. skip them in the very first block,
+    whose input has just been through the stem's norm and activation).
+
+    Args:
+        channels (int): Channels of the unit (even): each half has
+            ``channels // 2``.
+        h (float): Scale of the residual functions. Defaults to 1 (RevNet).
+        norm_cfg (dict, optional): Normalisation inside ``F`` and ``G``.
+            Defaults to ``dict(type='BN')``.
+        act_cfg (dict): Activation inside ``F`` and ``G``. Defaults to
+            ``dict(type='ReLU')``.
+        block_type (str): ``'basic'`` or ``'bottleneck'``.
+            Defaults to ``'basic'``.
+        block_index (int): Position of the block in its unit (unused).
+            Defaults to 0.
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
+
+    Example:
+        >>> import torch
+        >>> from mmrevode.models import RevNetBlock
+        >>> block = RevNetBlock(16, block_type='bottleneck')
+        >>> a, b = block.split(torch.rand(2, 16, 8, 8))
+        >>> y1, y2 = block(a, b)
+        >>> x1, x2 = block.inverse(y1, y2)
+        >>> bool(torch.allclose(x1, a, atol=1e-5))
+        True
+    """
+
+    def __init__(self,
+                 channels: int,
+                 h: float = 1.0,
+                 norm_cfg: Optional[dict] = dict(type='BN'),
+                 act_cfg: dict = dict(type='ReLU'),
+                 block_type: str = 'basic',
+                 block_index: int = 0,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        if channels % 2:
+            raise ValueError('RevNetBlock splits its input into two channel '
+                             f'halves; channels={channels} is odd.')
+        self.h = h
+        self.block_type = block_type
+        half = channels // 2
+        self.f = PreActResidual(half, block_type, norm_cfg, act_cfg)
+        self.g = PreActResidual(half, block_type, norm_cfg, act_cfg)
+
+    def shift_steps(self) -> List[ShiftStep]:
+        return [
+            ShiftStep(self.f, 1.0, 0.0, self.h),
+            ShiftStep(self.g, 1.0, 0.0, self.h)
+        ]
+
+    def split(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        x1, x2 = x.chunk(2, dim=1)
+        return x1.contiguous(), x2.contiguous()
+
+    def merge(self, a: Tensor, b: Tensor) -> Tensor:
+        return torch.cat([a, b], dim=1)
