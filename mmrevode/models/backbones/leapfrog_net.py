@@ -19,7 +19,7 @@ class LeapfrogNet(BaseReversibleNet):
     Args:
         arch (str | int | dict): Preset or ``dict(blocks, widths)``.
             Defaults to ``'62'``.
-        h (float): Step size. Defaults to 0.05.
+        h (float): Step size. Defaults to 0.1.
         start (str): ``'rest'`` (``Y_{-1} = Y_0``, default) or ``'zero'``
             (``Y_{-1} = 0``, the paper's Eq. (17) literally; the state's norm
             then grows about ``n``-fold per unit).
@@ -33,7 +33,7 @@ class LeapfrogNet(BaseReversibleNet):
         (2, 128, 8, 8)
     """
     block_cls = LeapfrogBlock
-    default_h = 0.05
+    default_h = 0.1
     arch_settings = {
         '62': dict(blocks=[10, 10, 10], widths=[32, 64, 128]),
         '92': dict(blocks=[15, 15, 15], widths=[32, 64, 128]),

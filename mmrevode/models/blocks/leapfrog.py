@@ -29,7 +29,7 @@ class LeapfrogBlock(ReversibleBlock):
 
     Args:
         channels (int): Channels of the state.
-        h (float): Step size. Defaults to 0.05.
+        h (float): Step size. Defaults to 0.1.
         norm_cfg (dict): Normalisation inside ``F``. Defaults to
             ``dict(type='BN')``.
         act_cfg (dict): Activation inside ``F``. Defaults to
@@ -43,7 +43,7 @@ class LeapfrogBlock(ReversibleBlock):
 
     def __init__(self,
                  channels: int,
-                 h: float = 0.05,
+                 h: float = 0.1,
                  norm_cfg: Optional[dict] = dict(type='BN'),
                  act_cfg: dict = dict(type='ReLU'),
                  start: str = 'rest',
