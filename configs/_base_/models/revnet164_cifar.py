@@ -1,0 +1,19 @@
+# RevNet-164 (Gomez et al. 2017): 9-9-9 bottleneck blocks, widths
+# 128-256-512 (bottlenecks 16-32-64 per half), 1.68M parameters with a
+# 10-class head.
+# Same frame as the ODE networks (3x3 stem, average pooling and channel
+# padding between units, final BN-ReLU), trained with the reversible backward.
+model = dict(
+    type='ImageClassifier',
+    backbone=dict(
+        type='RevNet',
+        arch='164',
+        out_indices=(2, ),
+        reversible=True),
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(
+        type='LinearClsHead',
+        num_classes=10,
+        in_channels=512,
+        loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
+    ))

@@ -1,0 +1,154 @@
+"""tools/analysis_tools/stability.py on tiny models."""
+import importlib.util
+import json
+import math
+import os.path as osp
+
+import pytest
+import torch
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+SPEC = importlib.util.spec_from_file_location(
+    'stability', osp.join(ROOT, 'tools', 'analysis_tools', 'stability.py'))
+stability = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(stability)
+
+TINY = "{'blocks': [2, 3], 'widths': [8, 16]}"
+
+
+def build(spec, **options):
+    torch.manual_seed(0)
+    return stability.build_backbone(spec, backbone_options=options)[1]
+
+
+@pytest.mark.parametrize('spec', [
+    f'HamiltonianNet:{TINY}', f'MidpointNet:{TINY}', f'LeapfrogNet:{TINY}'
+])
+def test_ode_right_hand_sides_have_imaginary_spectra(spec):
+    result = stability.jacobian_spectrum(build(spec), size=3)
+    assert result['spectral_radius'] > 0.1
+    # Imaginary up to round-off (zero eigenvalues from inactive ReLUs are
+    # defective, hence the square-root-of-epsilon scale).
+    assert result['real_to_radius'] < 1e-6
+    assert len(result['eig_real']) == result['dim']
+
+
+def test_hamiltonian_right_hand_side_is_the_papers():
+    model = build(f'HamiltonianNet:{TINY}').double().eval()
+    block = model.units[0].blocks[0]
+    y, z = torch.randn(2, 1, 4, 3, 3, dtype=torch.float64)
+    rhs, point = stability.right_hand_side(block, (y, z))
+    dy, dz = rhs(point)
+    assert torch.equal(dy, block.f1(z)) and torch.equal(dz, -block.f2(y))
+    result = stability.jacobian_spectrum(model, unit=1, block=-1, size=2)
+    assert (result['unit'], result['block'], result['dim']) == (1, 2, 64)
+    assert result['real_to_radius'] < 1e-6
+
+
+@pytest.mark.parametrize('spec', [f'RevNet:{TINY}', 'CifarResNet:8'])
+def test_residual_baselines_have_real_parts(spec):
+    result = stability.jacobian_spectrum(build(spec), size=3)
+    assert result['real_to_radius'] > 0.1
+
+
+def test_resnet_block_that_changes_shape_is_refused():
+    with pytest.raises(ValueError, match='changes the shape'):
+        stability.jacobian_spectrum(build('CifarResNet:8'), unit=1, block=0)
+    with pytest.raises(ValueError, match='out of range'):
+        stability.jacobian_spectrum(build('CifarResNet:8'), unit=3)
+
+
+@pytest.mark.parametrize('spec, blocks', [
+    (f'HamiltonianNet:{TINY}', [2, 3]),
+    (f'LeapfrogNet:{TINY}', [2, 3]),
+    ('CifarResNet:14', [2, 2, 2]),
+])
+def test_depth_profile_shapes_and_running_stats(spec, blocks):
+    model = build(spec)
+    buffers = {k: v.clone() for k, v in model.state_dict().items()}
+    units = stability.depth_profile(model, batch_size=4, input_size=8)
+    assert [len(u['state_norm']) for u in units] == [n + 1 for n in blocks]
+    for unit in units:
+        for key in ('state_norm', 'grad_norm', 'pair_grad_norm',
+                    'state_ratio', 'grad_ratio'):
+            assert len(unit[key]) == len(unit['state_norm'])
+            assert all(math.isfinite(v) and v >= 0 for v in unit[key]), key
+        assert unit['state_ratio'][0] == pytest.approx(1)
+        assert unit['grad_ratio'][-1] == pytest.approx(1)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, buffers[key]), key  # nothing was updated
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_gradient_at_a_unit_input_is_the_autograd_gradient():
+    model = build(f'HamiltonianNet:{TINY}', out_norm=False).double()
+    units = stability.depth_profile(model, batch_size=2, input_size=4)
+    # The same loss through the backbone's own forward.
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 4, 4, generator=generator).double()
+    stem = model.stem(x).detach().requires_grad_()
+    out = model.units[0](stem)
+    out = model.units[1](model.transitions[0](out))
+    weight = torch.randn(out.shape, generator=generator).double()
+    (out * weight).sum().backward()
+    expected = stem.grad.flatten(1).norm(dim=1).mean().item()
+    assert units[0]['grad_norm'][0] == pytest.approx(expected, rel=1e-10)
+
+
+def test_command_line_writes_png_and_json(tmp_path):
+    config = tmp_path / 'tiny_revnet.py'
+    config.write_text(
+        'model = dict(type="ImageClassifier", backbone=dict(type="RevNet", '
+        'arch=dict(blocks=[1, 2], widths=[8, 16])))\n')
+    torch.manual_seed(0)
+    checkpoint = tmp_path / 'tiny.pth'
+    backbone = stability.build_backbone(str(config))[1]
+    torch.save({
+        'state_dict': {
+            f'backbone.{k}': v.clone().fill_(0.5) if v.is_floating_point()
+            else v
+            for k, v in backbone.state_dict().items()
+        },
+        'meta': {}
+    }, checkpoint)
+    result = stability.main([
+        str(config), f'LeapfrogNet:{TINY}', 'CifarResNet:8', '--checkpoint',
+        str(checkpoint), 'none', 'none', '--batch-size', '2',
+        '--input-size', '8', '--jac-size', '2', '--out-dir',
+        str(tmp_path / 'out')
+    ])
+    with open(result['png'], 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+    with open(result['json']) as f:
+        models = json.load(f)['models']
+    assert [m['name'] for m in models] == [
+        'tiny_revnet', 'LeapfrogNet-custom', 'CifarResNet-8'
+    ]
+    assert [m['mode'] for m in models] == ['eval', 'train', 'train']
+    assert [len(m['units']) for m in models] == [2, 2, 3]
+    assert models[0]['checkpoint'] == str(checkpoint)
+    for m in models:
+        assert m['jacobian']['dim'] == len(m['jacobian']['eig_imag'])
+        assert all(
+            math.isfinite(v) for u in m['units'] for v in u['state_norm'] +
+            u['grad_norm'])
+
+
+def test_checkpoint_is_loaded_into_the_backbone(tmp_path):
+    model = build('CifarResNet:8')
+    state = {f'backbone.{k}': torch.full_like(v, 0.25) if
+             v.is_floating_point() else v
+             for k, v in model.state_dict().items()}
+    state['head.fc.weight'] = torch.zeros(10, 64)
+    torch.save({'state_dict': state}, tmp_path / 'c.pth')
+    stability.load_backbone_checkpoint(model, str(tmp_path / 'c.pth'))
+    assert torch.all(model.conv1.weight == 0.25)
+    torch.save({'state_dict': {'head.fc.weight': torch.zeros(1)}},
+               tmp_path / 'bad.pth')
+    with pytest.raises(RuntimeError, match='no key'):
+        stability.load_backbone_checkpoint(model, str(tmp_path / 'bad.pth'))
+
+
+def test_unknown_model_spec():
+    with pytest.raises(ValueError, match='neither a config'):
+        stability.build_backbone('NoSuchNet:3')
