@@ -1,13 +1,17 @@
 """A unit: blocks run in sequence by the reversible engine."""
+from contextlib import contextmanager, nullcontext
+from functools import partial
 from typing import List, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.checkpoint import checkpoint
 
 from .block import ReversibleBlock
 from .function import ReversibleFunction, collect_parameters
 from .shift_step import ShiftStep, run_steps
+
 
 class ReversibleSequence(nn.Module):
     """Run reversible blocks in sequence, with one of three executions.
@@ -67,15 +71,49 @@ class ReversibleSequence(nn.Module):
                 return ReversibleFunction.apply(steps, param_index,
                                                 self.preserve_rng_state, a,
                                                 b, *params)
-        for steps in block_steps:
+        for block, steps in zip(self.blocks, block_steps):
             if self.with_cp:
+                # The recompute must not update the batch norms' running
+                # statistics a second time.
                 a, b = checkpoint(
                     run_steps,
                     steps,
                     a,
                     b,
                     use_reentrant=False,
-                    preserve_rng_state=self.preserve_rng_state)
+                    preserve_rng_state=self.preserve_rng_state,
+                    context_fn=partial(_recompute_contexts, block))
             else:
                 a, b = run_steps(steps, a, b)
         return a, b
+
+
+def _recompute_contexts(module: nn.Module):
+    """Contexts of a checkpointed block's forward and of its recompute."""
+    return nullcontext(), _restored_running_stats(module)
+
+
+@contextmanager
+def _restored_running_stats(module: nn.Module):
+    """Undo the running-statistics update of the batch norms in ``module``.
+
+    ``torch.utils.checkpoint`` checks that the recompute saves the same
+    tensors as the forward, so the norms must run exactly as they did (with
+    ``track_running_stats`` on); their buffers are restored afterwards.
+    """
+    saved = [(m, [buf.clone() for buf in _stats(m)])
+             for m in module.modules() if isinstance(m, _BatchNorm)
+             and m.training and m.track_running_stats]
+    try:
+        yield
+    finally:
+        for norm, values in saved:
+            for buf, value in zip(_stats(norm), values):
+                buf.copy_(value)
+
+
+def _stats(norm: _BatchNorm):
+    return [
+        buf for buf in (norm.running_mean, norm.running_var,
+                        norm.num_batches_tracked) if buf is not None
+    ]
