@@ -1,0 +1,131 @@
+"""tools/det/train.py and tools/det/test.py end to end: a detector from the
+configs, its backbone loaded from a classification checkpoint, trained for
+two iterations by MMDetection's runner on a generated COCO-format data set,
+evaluated with CocoMetric, then tested from the saved checkpoint."""
+import glob
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytest.importorskip('mmdet')
+
+from conftest import CLASSES, DET_CONFIGS, REPO, config_path  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+TRAIN = osp.join(REPO, 'tools', 'det', 'train.py')
+TEST = osp.join(REPO, 'tools', 'det', 'test.py')
+
+
+def write_config(path, base, data_root, checkpoint):
+    """A config that inherits ``base`` and only swaps in the small data
+    set, the pre-trained checkpoint and a two-iteration schedule."""
+    text = f'''
+    _base_ = {base!r}
+    data_root = {data_root + '/'!r}
+    metainfo = dict(classes={CLASSES!r})
+    train_pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='LoadAnnotations', with_bbox=True),
+        dict(type='Resize', scale=(128, 128), keep_ratio=True),
+        dict(type='RandomFlip', prob=0.5),
+        dict(type='PackDetInputs'),
+    ]
+    test_pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='Resize', scale=(128, 128), keep_ratio=True),
+        dict(type='LoadAnnotations', with_bbox=True),
+        dict(type='PackDetInputs',
+             meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                        'scale_factor')),
+    ]
+    dataset = dict(
+        data_root=data_root, metainfo=metainfo,
+        ann_file='annotations.json', data_prefix=dict(img='images/'))
+    train_dataloader = dict(
+        batch_size=2, num_workers=0, persistent_workers=False,
+        dataset=dict(**dataset, pipeline=train_pipeline))
+    val_dataloader = dict(
+        batch_size=2, num_workers=0, persistent_workers=False,
+        dataset=dict(**dataset, pipeline=test_pipeline))
+    test_dataloader = val_dataloader
+    val_evaluator = dict(ann_file=data_root + 'annotations.json')
+    test_evaluator = val_evaluator
+
+    model = dict(backbone=dict(init_cfg=dict(checkpoint={checkpoint!r})))
+    train_cfg = dict(
+        _delete_=True, type='IterBasedTrainLoop', max_iters=2,
+        val_interval=2)
+    param_scheduler = [
+        dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
+             end=2)
+    ]
+    default_hooks = dict(
+        logger=dict(interval=1),
+        checkpoint=dict(by_epoch=False, interval=2))
+    log_processor = dict(by_epoch=False)
+    '''
+    head = {
+        'RetinaNet': '''
+    model.update(
+        bbox_head=dict(num_classes=2), test_cfg=dict(score_thr=0.0))
+    ''',
+        'FasterRCNN': '''
+    model.update(
+        roi_head=dict(bbox_head=dict(num_classes=2)),
+        train_cfg=dict(rcnn=dict(sampler=dict(num=64))),
+        test_cfg=dict(rcnn=dict(score_thr=0.0)))
+    '''
+    }['FasterRCNN' if 'faster' in osp.basename(base) else 'RetinaNet']
+    with open(path, 'w') as f:
+        f.write(textwrap.dedent(text) + textwrap.dedent(head))
+    return path
+
+
+def run(args, cwd):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [REPO, os.environ.get('PYTHONPATH', '')]).rstrip(os.pathsep))
+    proc = subprocess.run([sys.executable] + args, cwd=cwd, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    return proc.stdout
+
+
+def bbox_metrics(log):
+    """The CocoMetric results printed by the runner's logger."""
+    lines = [line for line in log.splitlines() if 'coco/bbox_mAP:' in line]
+    assert lines, log[-6000:]
+    return lines[-1]
+
+
+@pytest.mark.parametrize('name', DET_CONFIGS)
+def test_train_two_iterations_then_test(name, tmp_path, coco_root,
+                                        cls_checkpoint):
+    checkpoint, _ = cls_checkpoint
+    cfg = write_config(
+        str(tmp_path / f'tiny_{name}'), config_path(name), coco_root,
+        checkpoint)
+    work_dir = str(tmp_path / 'work_dir')
+
+    log = run([TRAIN, cfg, '--work-dir', work_dir], cwd=str(tmp_path))
+    assert f'Loads checkpoint by local backend from path: {checkpoint}' \
+        in log
+    assert 'Iter(train) [2/2]' in log
+    bbox_metrics(log)
+    trained = osp.join(work_dir, 'iter_2.pth')
+    assert osp.isfile(trained)
+
+    log = run([TEST, cfg, trained, '--work-dir', work_dir,
+               '--out', str(tmp_path / 'results.pkl')], cwd=str(tmp_path))
+    metrics = bbox_metrics(log)
+    assert 'coco/bbox_mAP_50:' in metrics
+    assert osp.isfile(tmp_path / 'results.pkl')
+    # The runner's scalar log of the test run.
+    logs = glob.glob(osp.join(work_dir, '*', '*.json'))
+    assert any('coco/bbox_mAP' in json.load(open(p)) for p in logs)
