@@ -113,6 +113,9 @@ def test_residual_functions_layout():
     assert [(c.in_channels, c.out_channels, c.kernel_size[0])
             for c in convs] == [(16, 4, 1), (4, 4, 3), (4, 16, 1)]
     assert all(c.bias is None for c in convs)
+    plain_start = PreActResidual(8, 'basic', preact=False)
+    assert isinstance(plain_start.layers[0], nn.Conv2d)
+    assert len(plain_start.layers) == len(basic.layers) - 2
     no_norm = PreActResidual(8, 'basic', norm_cfg=None)
     assert all(m.bias is not None for m in no_norm.modules()
                if isinstance(m, nn.Conv2d))
@@ -122,6 +125,43 @@ def test_residual_functions_layout():
         PreActResidual(2, 'bottleneck')
 
 
+def test_only_the_first_f_of_a_unit_starts_without_preactivation():
+    model = RevNet(dict(blocks=[2, 2], widths=[8, 16]))
+    for unit in model.units:
+        assert not unit.blocks[0].f.preact
+        assert unit.blocks[0].g.preact
+        assert unit.blocks[1].f.preact and unit.blocks[1].g.preact
+    model = RevNet(TINY, block_cfg=dict(f_preact=True))
+    assert all(b.f.preact for u in model.units for b in u.blocks)
+
+
+@pytest.mark.parametrize('f_preact, bound', [(None, 1e-5), (True, None)])
+def test_float32_gradients_after_zero_padded_transitions(f_preact, bound):
+    """A unit's input has zero-padded channels. Fed straight into a batch
+    norm (zero variance), the reconstruction's round-off would be amplified
+    by 1 / sqrt(eps) and land on the ReLU's kink: hence no pre-activation in
+    the first F of a unit by default."""
+    torch.manual_seed(0)
+    reversible = RevNet(
+        dict(blocks=[3, 3], widths=[8, 16]),
+        block_cfg=dict(f_preact=f_preact))
+    reversible.init_weights()
+    plain = copy.deepcopy(reversible)
+    for unit in plain.units:
+        unit.reversible = False
+    x = torch.randn(8, 3, 8, 8)
+    weight = torch.randn(8, 16, 4, 4)
+    grads = []
+    for model in (reversible, plain):
+        (model(x)[-1] * weight).sum().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    error = relative_error(*grads)
+    if bound is not None:
+        assert error < bound
+    else:
+        assert error > 1e-3  # the failure the default avoids
+
+
 def num_params(module):
     return sum(p.numel() for p in module.parameters())
 
@@ -129,9 +169,9 @@ def num_params(module):
 # Backbone parameters (stem, units, final norm; no classifier head), and the
 # number of convolutions + 1 (the classifier) = RevNet's depth.
 PRESETS = {
-    '38': (480576, 38, 'basic', 112),
-    '110': (1751072, 110, 'basic', 128),
-    '164': (1673984, 164, 'bottleneck', 512),
+    '38': (480368, 38, 'basic', 112),
+    '110': (1750848, 110, 'basic', 128),
+    '164': (1673088, 164, 'bottleneck', 512),
 }
 
 
@@ -157,8 +197,8 @@ def test_arch_dict_block_type_and_block_cfg_override():
     assert model.block_type == 'bottleneck'
     model = RevNet('164', block_cfg=dict(block_type='basic'))
     assert model.block_type == 'basic'
-    assert isinstance(model.units[0].blocks[0].f.layers[2], nn.Conv2d)
-    assert model.units[0].blocks[0].f.layers[2].kernel_size == (3, 3)
+    assert isinstance(model.units[0].blocks[0].g.layers[2], nn.Conv2d)
+    assert model.units[0].blocks[0].g.layers[2].kernel_size == (3, 3)
     with pytest.raises(ValueError, match='block_type'):
         RevNet(dict(blocks=[1], widths=[8], block_type='wide'))
     with pytest.raises(ValueError, match='divisible by 2'):
@@ -189,7 +229,7 @@ def test_registry_frozen_stages_and_norm_eval():
     assert not any(m.training for m in model.modules()
                    if isinstance(m, nn.BatchNorm2d))
     model(torch.randn(2, 3, 8, 8))[-1].sum().backward()
-    assert model.units[1].blocks[0].f.layers[2].weight.grad is not None
+    assert model.units[1].blocks[0].g.layers[2].weight.grad is not None
 
 
 def test_state_dict_is_the_same_in_both_modes():
