@@ -45,6 +45,12 @@ def test_hamiltonian_right_hand_side_is_the_papers():
     assert result['real_to_radius'] < 1e-6
 
 
+def test_spectrum_runs_only_the_units_it_needs():
+    # 3x3 maps in unit 0 would shrink to nothing in unit 2.
+    model = build("HamiltonianNet:{'blocks': [1, 1, 1], 'widths': [4, 8, 16]}")
+    assert stability.jacobian_spectrum(model, size=3)['dim'] == 36
+
+
 @pytest.mark.parametrize('spec', [f'RevNet:{TINY}', 'CifarResNet:8'])
 def test_residual_baselines_have_real_parts(spec):
     result = stability.jacobian_spectrum(build(spec), size=3)

@@ -189,19 +189,22 @@ def _boundary(*tensors: Tensor, track: bool) -> Tuple[Tensor, ...]:
     return out
 
 
-def walk(backbone: nn.Module, x: Tensor,
-         track: bool = True) -> List[List[Tuple[Tensor, ...]]]:
+def walk(backbone: nn.Module,
+         x: Tensor,
+         track: bool = True,
+         num_units: Optional[int] = None) -> List[List[Tuple[Tensor, ...]]]:
     """Run the backbone block by block under plain autograd.
 
     Returns, for every unit (stage), the states at its boundaries: the
     unit's input, then the state after each block. A state is the pair
     ``(a, b)`` of a reversible unit or the single tensor of a ResNet stage.
     With ``track``, each state is a fresh tensor whose ``.grad`` is kept.
+    With ``num_units``, only the first units are run.
     """
     units = []
     if _reversible_units(backbone):
         x = backbone.stem(x)
-        for i, unit in enumerate(backbone.units):
+        for i, unit in enumerate(backbone.units[:num_units]):
             if i > 0:
                 x = backbone.transitions[i - 1](x)
             blocks = unit.blocks
@@ -212,7 +215,7 @@ def walk(backbone: nn.Module, x: Tensor,
             units.append(states)
     elif hasattr(backbone, 'res_layers'):
         x = _resnet_stem(backbone, x)
-        for name in backbone.res_layers:
+        for name in backbone.res_layers[:num_units]:
             states = [_boundary(x, track=track)]
             for block in getattr(backbone, name):
                 states.append(_boundary(block(states[-1][0]), track=track))
@@ -447,7 +450,7 @@ def jacobian_spectrum(backbone: nn.Module,
     x = torch.randn(1, getattr(model, 'in_channels', 3), image_size,
                     image_size, generator=generator, dtype=torch.float64)
     with torch.no_grad():
-        state = walk(model, x, track=False)[unit][block]
+        state = walk(model, x, track=False, num_units=unit + 1)[unit][block]
     rhs, point = right_hand_side(blocks[block], state)
     shapes = [p.shape for p in point]
     sizes = [p.numel() for p in point]
