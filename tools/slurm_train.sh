@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Training on a Slurm cluster, one task per GPU (MMPretrain's interface):
+#   GPUS=16 GPUS_PER_NODE=8 bash tools/slurm_train.sh PARTITION JOB_NAME \
+#       CONFIG WORK_DIR [train.py arguments]
+# CPUS_PER_TASK (default 5) and SRUN_ARGS are passed to srun; MASTER_PORT
+# (default 29500) is the rendezvous port on the first node.
+set -ex
+
+PARTITION=$1
+JOB_NAME=$2
+CONFIG=$3
+WORK_DIR=$4
+GPUS=${GPUS:-8}
+GPUS_PER_NODE=${GPUS_PER_NODE:-8}
+CPUS_PER_TASK=${CPUS_PER_TASK:-5}
+SRUN_ARGS=${SRUN_ARGS:-""}
+
+PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
+srun -p "$PARTITION" \
+    --job-name="$JOB_NAME" \
+    --gres=gpu:"$GPUS_PER_NODE" \
+    --ntasks="$GPUS" \
+    --ntasks-per-node="$GPUS_PER_NODE" \
+    --cpus-per-task="$CPUS_PER_TASK" \
+    --kill-on-bad-exit=1 \
+    $SRUN_ARGS \
+    python -u "$(dirname "$0")/train.py" "$CONFIG" \
+    --work-dir="$WORK_DIR" --launcher=slurm "${@:5}"
