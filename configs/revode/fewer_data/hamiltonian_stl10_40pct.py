@@ -1,0 +1,3 @@
+_base_ = './hamiltonian_stl10_subset.py'
+
+train_dataloader = dict(dataset=dict(fraction=0.4))

@@ -1,0 +1,3 @@
+_base_ = './midpoint_cifar10.py'
+
+model = dict(backbone=dict(arch='182'))

@@ -1,0 +1,48 @@
+"""Helpers shared by the datasets: the missing-data error and its message."""
+import os.path as osp
+from typing import Optional, Sequence
+
+
+class DatasetError(RuntimeError):
+    """The files of a data set are missing or not what they should be.
+
+    The message says which folder was read, what is wrong and how to fix it.
+    ``tools/train.py`` and ``tools/test.py`` print it without a traceback.
+    """
+
+
+class DatasetNotFoundError(DatasetError, FileNotFoundError):
+    """Files of a data set are missing (and could not be downloaded)."""
+
+
+def missing_data_message(name: str,
+                         folder: str,
+                         missing: Sequence[str],
+                         url: str,
+                         data_root: str,
+                         archive: str,
+                         reason: Optional[str] = None) -> str:
+    """Compose the message of a :class:`DatasetNotFoundError`.
+
+    Args:
+        name (str): The data set's name, e.g. ``'CIFAR-10'``.
+        folder (str): The folder that should hold the files.
+        missing (Sequence[str]): The missing file names.
+        url (str): Where the archive can be downloaded.
+        data_root (str): Where the archive must be extracted.
+        archive (str): The archive's file name.
+        reason (str, optional): Why an automatic download failed, if one was
+            tried. Defaults to None.
+    """
+    lines = [
+        f'{name} was not found: the folder {osp.abspath(folder)} lacks '
+        f'{", ".join(missing)}.'
+    ]
+    if reason is not None:
+        lines.append(f'Downloading it automatically failed ({reason}).')
+    lines.append(
+        f'Download {archive} from {url} and extract it into '
+        f'{osp.abspath(data_root)} (it unpacks to '
+        f'{osp.basename(osp.normpath(folder))}/), or set the datasets\' '
+        '`data_root` in the config to the folder that holds it.')
+    return '\n'.join(lines)

@@ -1,0 +1,172 @@
+"""SafeCheckpointHook: a failed save keeps every earlier checkpoint.
+
+EpochSeedHook is covered end to end by the resume test in test_tools.
+"""
+import os
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+from mmengine.runner import Runner
+
+import mmrevode  # noqa: F401
+from mmrevode.datasets import write_cifar10
+from mmrevode.engine import SafeCheckpointHook, load_from_local
+
+
+class _FailSaves:
+    """Makes every later fsync fail, as a full disk would."""
+    active = False
+
+
+class _FailFromEpoch(Hook):
+    priority = 'VERY_HIGH'
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def before_train_epoch(self, runner):
+        if runner.epoch == self.epoch:
+            _FailSaves.active = True
+
+
+HOOKS.register_module(module=_FailFromEpoch, force=True)
+
+
+@pytest.fixture
+def failing_fsync(monkeypatch):
+    real = os.fsync
+
+    def fsync(fd):
+        if _FailSaves.active:
+            raise OSError(28, 'No space left on device')
+        return real(fd)
+
+    _FailSaves.active = False
+    monkeypatch.setattr(os, 'fsync', fsync)
+    yield
+    _FailSaves.active = False
+
+
+@pytest.fixture(scope='module')
+def data_root(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('cifar'))
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
+    write_cifar10(root, images, np.arange(20) % 10, images[:10],
+                  np.arange(10))
+    return root
+
+
+def _runner(work_dir, data_root, max_epochs, fail_from=None):
+    dataset = dict(
+        type='CheckedCIFAR10',
+        data_root=data_root,
+        verify_md5=False,
+        pipeline=[dict(type='PackInputs')])
+    loader = dict(
+        batch_size=10,
+        num_workers=0,
+        dataset=dataset,
+        sampler=dict(type='DefaultSampler', shuffle=False))
+    custom_hooks = []
+    if fail_from is not None:
+        custom_hooks.append(dict(type='_FailFromEpoch', epoch=fail_from))
+    return Runner(
+        model=dict(
+            type='ImageClassifier',
+            backbone=dict(
+                type='HamiltonianNet',
+                arch=dict(blocks=[1], widths=[8])),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=10, in_channels=8),
+            data_preprocessor=dict(
+                type='ClsDataPreprocessor', mean=[128] * 3, std=[64] * 3)),
+        work_dir=work_dir,
+        train_dataloader=loader,
+        val_dataloader=dict(loader, dataset=dict(dataset, split='test')),
+        val_evaluator=dict(type='Accuracy', topk=(1, )),
+        train_cfg=dict(by_epoch=True, max_epochs=max_epochs, val_interval=1),
+        val_cfg=dict(),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+        default_hooks=dict(
+            logger=dict(type='LoggerHook', interval=100),
+            checkpoint=dict(
+                type='SafeCheckpointHook',
+                interval=1,
+                max_keep_ckpts=1,
+                save_best='accuracy/top1',
+                rule='greater')),
+        custom_hooks=custom_hooks,
+        default_scope='mmpretrain',
+        randomness=dict(seed=0),
+        experiment_name=f'safe_ckpt_{osp.basename(work_dir)}')
+
+
+def _checkpoint_hook(runner):
+    hooks = [h for h in runner.hooks if isinstance(h, SafeCheckpointHook)]
+    assert len(hooks) == 1
+    return hooks[0]
+
+
+def test_keeps_max_keep_ckpts_and_writes_pointer(tmp_path, data_root):
+    runner = _runner(str(tmp_path), data_root, max_epochs=3)
+    runner.train()
+    files = sorted(f for f in os.listdir(tmp_path) if f.endswith('.pth'))
+    assert 'epoch_3.pth' in files
+    assert 'epoch_1.pth' not in files and 'epoch_2.pth' not in files
+    assert len([f for f in files if f.startswith('best_')]) == 1
+    assert not [f for f in os.listdir(tmp_path) if f.endswith('.tmp')]
+    with open(tmp_path / 'last_checkpoint') as f:
+        assert f.read() == str(tmp_path / 'epoch_3.pth')
+    checkpoint = load_from_local(str(tmp_path / 'epoch_3.pth'))
+    assert checkpoint['message_hub']['runtime_info']['keep_ckpt_ids'] == [3]
+
+
+def test_failed_save_keeps_the_earlier_checkpoint(tmp_path, data_root,
+                                                   failing_fsync):
+    runner = _runner(str(tmp_path), data_root, max_epochs=2, fail_from=1)
+    with pytest.raises(OSError, match='No space left'):
+        runner.train()
+    files = sorted(os.listdir(tmp_path))
+    # MMEngine's hook would have deleted epoch_1.pth before the failed save
+    assert 'epoch_1.pth' in files
+    assert 'epoch_2.pth' not in files
+    assert not [f for f in files if f.endswith('.tmp')]
+    with open(tmp_path / 'last_checkpoint') as f:
+        assert f.read() == str(tmp_path / 'epoch_1.pth')
+    checkpoint = load_from_local(str(tmp_path / 'epoch_1.pth'))
+    assert checkpoint['meta']['epoch'] == 1
+    hook = _checkpoint_hook(runner)
+    assert list(hook.keep_ckpt_ids) == [1]
+    assert runner.message_hub.get_info('last_ckpt') == str(
+        tmp_path / 'epoch_1.pth')
+
+
+def test_failed_best_save_keeps_the_previous_best(tmp_path, data_root,
+                                                  failing_fsync):
+    runner = _runner(str(tmp_path), data_root, max_epochs=1)
+    runner.train()
+    hook = _checkpoint_hook(runner)
+    old_best = hook.best_ckpt_path
+    assert osp.isfile(old_best)
+
+    _FailSaves.active = True
+    with pytest.raises(OSError, match='No space left'):
+        hook._save_best_checkpoint(runner, {'accuracy/top1': 1000.0})
+    assert osp.isfile(old_best)
+    load_from_local(old_best)
+    assert not [f for f in os.listdir(tmp_path) if f.endswith('.tmp')]
+
+    _FailSaves.active = False
+    runner.train_loop._epoch = 5  # a later epoch, i.e. a new file name
+    hook._save_best_checkpoint(runner, {'accuracy/top1': 2000.0})
+    assert hook.best_ckpt_path != old_best
+    assert osp.isfile(hook.best_ckpt_path)
+    assert not osp.exists(old_best)
+    state = load_from_local(hook.best_ckpt_path)['state_dict']
+    assert all(torch.equal(v, runner.model.state_dict()[k])
+               for k, v in state.items())
