@@ -1,4 +1,5 @@
-"""Reversible backbones registered in MMPretrain's ``MODELS``."""
+"""Backbones registered in MMPretrain's ``MODELS``: the reversible networks
+and the CIFAR ResNet baseline."""
 from .base_reversible_net import BaseReversibleNet, ChannelPadDownsample
 from .cifar_resnet import CifarResNet, PadShortcut
 from .hamiltonian_net import HamiltonianNet
