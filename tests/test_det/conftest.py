@@ -1,95 +1,9 @@
-"""Shared pieces of the detection tests: configs, a generated COCO-format
-data set and a classification checkpoint in the format of tools/train.py."""
-import json
-import os
-import os.path as osp
-from collections import OrderedDict
-
-import numpy as np
+"""Fixtures of the detection tests (helpers in det_utils.py)."""
 import pytest
 import torch
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONFIG_DIR = osp.join(REPO, 'configs', 'revode', 'det')
-DET_CONFIGS = [
-    'retinanet_hamiltonian-det38_fpn_1x_coco.py',
-    'faster-rcnn_hamiltonian-det38_fpn_1x_coco.py',
-]
-CLS_CONFIG = 'hamiltonian-det38_8xb32_in1k.py'
-CLASSES = ('box', 'bar')
-
-
-def config_path(name):
-    return osp.join(CONFIG_DIR, name)
-
-
-def make_coco(root, sizes=((128, 96), (96, 128), (128, 128), (112, 112)),
-              seed=0):
-    """Write a tiny COCO-format data set: ``root/images/*.png`` with one to
-    three bright rectangles each, and ``root/annotations.json``.
-
-    Returns the path of the annotation file.
-    """
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    images, annotations = [], []
-    os.makedirs(osp.join(root, 'images'), exist_ok=True)
-    for image_id, (w, h) in enumerate(sizes, start=1):
-        img = rng.integers(0, 60, (h, w, 3), dtype=np.uint8)
-        for _ in range(rng.integers(1, 4)):
-            label = int(rng.integers(0, len(CLASSES)))
-            bw = int(rng.integers(16, w // 2))
-            bh = bw if label == 0 else max(8, bw // 3)
-            x, y = int(rng.integers(0, w - bw)), int(rng.integers(0, h - bh))
-            img[y:y + bh, x:x + bw] = (200, 80 + 100 * label, 40)
-            annotations.append(
-                dict(
-                    id=len(annotations) + 1,
-                    image_id=image_id,
-                    category_id=label + 1,
-                    bbox=[x, y, bw, bh],
-                    area=bw * bh,
-                    iscrowd=0))
-        name = f'{image_id:06d}.png'
-        cv2.imwrite(osp.join(root, 'images', name), img)
-        images.append(dict(id=image_id, file_name=name, width=w, height=h))
-    ann_file = osp.join(root, 'annotations.json')
-    categories = [
-        dict(id=i + 1, name=name) for i, name in enumerate(CLASSES)
-    ]
-    with open(ann_file, 'w') as f:
-        json.dump(
-            dict(images=images, annotations=annotations,
-                 categories=categories), f)
-    return ann_file
-
-
-def save_train_checkpoint(model, path):
-    """Save ``model`` as tools/train.py (MMEngine's ``Runner``) does: meta,
-    the state dict with the model's own key prefixes (``backbone.``,
-    ``head.``), the message hub's state and the optimizer's."""
-    from mmengine.logging import MessageHub
-    from mmengine.runner.checkpoint import save_checkpoint, weights_to_cpu
-
-    hub = MessageHub.get_instance('mmrevode_test_checkpoint')
-    hub.update_scalar('train/loss', 2.5)
-    hub.update_scalar('train/lr', 0.1)
-    hub.update_info('epoch', 1)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    checkpoint = dict(
-        meta=dict(
-            epoch=1,
-            iter=10,
-            seed=0,
-            experiment_name='hamiltonian-det38_8xb32_in1k',
-            dataset_meta=dict(classes=('a', 'b'))),
-        state_dict=weights_to_cpu(OrderedDict(model.state_dict())),
-        message_hub=hub.state_dict(),
-        optimizer=optimizer.state_dict(),
-        param_schedulers=[])
-    save_checkpoint(checkpoint, path)
-    return path
+from det_utils import (CLS_CONFIG, config_path, make_coco,
+                       save_train_checkpoint)
 
 
 @pytest.fixture(scope='session')

@@ -7,10 +7,15 @@ import copy
 
 import pytest
 import torch
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
 from torch.nn.modules.batchnorm import _BatchNorm
 
 import mmrevode  # noqa: F401
+from det_utils import CLS_CONFIG, config_path
 from mmrevode.models import HamiltonianNet, LeapfrogNet, MidpointNet
 
 # Four units at strides 4, 8, 16, 32, small enough for float64 on a CPU.
@@ -152,3 +157,27 @@ def test_pretrained_init_cfg_loads_a_classification_checkpoint(
         assert torch.equal(loaded[name], value), name
     for name in set(loaded) - set(expected):
         assert torch.equal(loaded[name], fresh[name]), name
+
+
+def test_pretraining_config_trains_the_detection_backbone():
+    """The ImageNet config of the backbone builds in MMPretrain and runs a
+    training step (what tools/train.py does each iteration)."""
+    cfg = Config.fromfile(config_path(CLS_CONFIG))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(
+            dict(cfg.model, data_preprocessor=cfg.data_preprocessor))
+        model.init_weights()
+        optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    backbone = model.backbone
+    assert isinstance(backbone, HamiltonianNet)
+    assert backbone.widths == [64, 128, 256, 512]
+    assert backbone.stem_type == 'imagenet'
+    data = dict(
+        inputs=[torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8)
+                for _ in range(2)],
+        data_samples=[DataSample().set_gt_label(i) for i in (3, 7)])
+    before = backbone.units[3].blocks[0].f1.conv.weight.clone()
+    log_vars = model.train_step(data, optim_wrapper)
+    assert torch.isfinite(log_vars['loss'])
+    assert not torch.equal(backbone.units[3].blocks[0].f1.conv.weight,
+                           before)

@@ -14,7 +14,7 @@ from mmdet.registry import MODELS  # noqa: E402
 from mmdet.testing import demo_mm_inputs  # noqa: E402
 from torch.nn.modules.batchnorm import _BatchNorm  # noqa: E402
 
-from conftest import DET_CONFIGS, config_path  # noqa: E402
+from det_utils import DET_CONFIGS, config_path  # noqa: E402
 
 NUM_CLASSES = 80
 FROZEN = ('stem.', 'units.0.')  # frozen_stages=1 in the configs
@@ -113,7 +113,7 @@ def test_reversible_backward_matches_plain_inside_retinanet():
     plain = copy.deepcopy(model)
     for unit in plain.backbone.units:
         unit.reversible = False
-    data = batch(model, training=True)
+    data = batch(model, training=True, size=96)
     loss_r, _ = loss_step(model, data)
     loss_p, _ = loss_step(plain, data)
     assert torch.allclose(loss_r, loss_p, rtol=1e-5)

@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip('mmdet')
 
-from conftest import CLASSES, DET_CONFIGS, REPO, config_path  # noqa: E402
+from det_utils import CLASSES, DET_CONFIGS, REPO, config_path  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
