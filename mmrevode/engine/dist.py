@@ -20,7 +20,10 @@ def setup_distributed(cfg):
       ``WORLD_SIZE``), before the Runner is built, so the Runner skips its
       own initialisation;
     - sets ``env_cfg.dist_cfg.backend='gloo'`` and, for a DDP model wrapper,
-      ``model_wrapper_cfg.device_ids=None`` (kept if already set).
+      ``model_wrapper_cfg.device_ids=None`` (kept if already set). Without a
+      ``model_wrapper_cfg``, the one made is the Runner's default wrapper:
+      ``broadcast_buffers=False`` and the config's top-level
+      ``find_unused_parameters``.
 
     With CUDA, or another launcher, ``cfg`` is returned unchanged.
 
@@ -41,7 +44,14 @@ def setup_distributed(cfg):
             kwargs['timeout'] = datetime.timedelta(
                 seconds=dist_cfg['timeout'])
         torch_dist.init_process_group(backend='gloo', **kwargs)
-    wrapper_cfg = cfg.get('model_wrapper_cfg') or dict()
+    wrapper_cfg = cfg.get('model_wrapper_cfg')
+    if not wrapper_cfg:
+        # What the Runner builds without a model_wrapper_cfg, which reads
+        # the top-level ``find_unused_parameters`` key.
+        wrapper_cfg = dict(
+            type='MMDistributedDataParallel',
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
     wrapper_cfg.setdefault('type', 'MMDistributedDataParallel')
     wrapper_type = wrapper_cfg['type']
     if isinstance(wrapper_type, str):

@@ -52,3 +52,33 @@ def test_cpu_pytorch_launcher(monkeypatch, wrapper):
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+@pytest.mark.parametrize('find_unused', [False, True])
+def test_cpu_wrapper_is_the_runners_default_one(monkeypatch, find_unused):
+    """Without model_wrapper_cfg, the Runner's DDP reads the top-level
+    ``find_unused_parameters`` and does not broadcast buffers; the CPU
+    wrapper made in its place must do the same."""
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    for key, value in dict(
+            MASTER_ADDR='127.0.0.1',
+            MASTER_PORT=str(_free_port()),
+            RANK='0',
+            WORLD_SIZE='1',
+            LOCAL_RANK='0').items():
+        monkeypatch.setenv(key, value)
+    cfg = Config(
+        dict(
+            launcher='pytorch',
+            env_cfg=dict(dist_cfg=dict(backend='nccl', timeout=60)),
+            find_unused_parameters=find_unused))
+    try:
+        setup_distributed(cfg)
+        assert cfg.model_wrapper_cfg == dict(
+            type='MMDistributedDataParallel',
+            broadcast_buffers=False,
+            find_unused_parameters=find_unused,
+            device_ids=None)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
