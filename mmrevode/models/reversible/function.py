@@ -132,25 +132,38 @@ class ReversibleFunction(torch.autograd.Function):
             if k > 0:
                 a = unshift(step, b, c, f.detach(), inplace=c_owned)
 
+            # The VJP is linear in its vector: take it of grad_c itself and
+            # scale the results by gamma while accumulating them, instead of
+            # writing gamma * grad_c into a fresh tensor first. Under
+            # autocast, keep the low-precision backward on the same scale
+            # as plain autograd's (gamma * grad_c, cast to f's dtype).
+            if not ctx.autocast['enabled'] and grad_c.dtype == f.dtype:
+                grad_f, scale = grad_c, step.gamma
+            else:
+                grad_f, scale = (grad_c * step.gamma).to(f.dtype), 1.0
             wrt = ([b_leaf] if needs_b else []) + [p for _, p in params]
             if wrt and f.requires_grad:
                 grads = list(
-                    torch.autograd.grad(
-                        f,
-                        wrt, (grad_c * step.gamma).to(f.dtype),
-                        allow_unused=True))
+                    torch.autograd.grad(f, wrt, grad_f, allow_unused=True))
             else:
                 grads = [None] * len(wrt)
             vjp_b = grads.pop(0) if needs_b else None
             for (i, _), grad in zip(params, grads):
                 if grad is not None:
+                    # Out of place: ``grad`` may alias ``grad_f``.
+                    grad = grad * scale if scale != 1 else grad
                     param_grads[i] = grad if param_grads[i] is None else \
-                        param_grads[i].add_(grad)
+                        param_grads[i] + grad
 
             # d/da = alpha * grad_c;  d/db = grad_b + beta * grad_c + vjp.
             grad_a = grad_c if step.alpha == 1 else grad_c * step.alpha
             if vjp_b is not None:
-                grad_b = vjp_b.to(grad_b.dtype).add_(grad_b)
+                vjp_b = vjp_b.to(grad_b.dtype)
+                # One pass: grad_b + scale * vjp_b, written over vjp_b unless
+                # that may alias grad_c (F = identity) or be a broadcast view.
+                out = vjp_b if vjp_b.is_contiguous() and not _shares_memory(
+                    vjp_b, grad_c) else None
+                grad_b = torch.add(grad_b, vjp_b, alpha=scale, out=out)
             elif step.beta != 0:
                 grad_b = grad_b.clone()
             if step.beta != 0:
@@ -162,6 +175,10 @@ class ReversibleFunction(torch.autograd.Function):
 
         return (None, None, None, grad_b if needs_input_grad[3] else None,
                 grad_c if needs_input_grad[4] else None, *param_grads)
+
+
+def _shares_memory(x: Tensor, y: Tensor) -> bool:
+    return x.untyped_storage().data_ptr() == y.untyped_storage().data_ptr()
 
 
 def _parameters(fn) -> List[Tensor]:
