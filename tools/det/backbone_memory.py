@@ -7,10 +7,11 @@ process builds the backbone in training mode, runs one forward and backward
 pass on a random batch and reports
 
 - **saved bytes**: the tensors autograd keeps for the backward pass, caught
-  with ``torch.autograd.graph.saved_tensors_hooks`` and counted once per
-  storage (views of one tensor share it); parameters are left out, and the
-  figure is split into the stem, each unit, and the rest (transitions and
-  output norms);
+  with ``torch.autograd.graph.saved_tensors_hooks``, counted if the graph
+  still holds them when the forward pass is over, and once per storage
+  (views of one tensor share it); parameters are left out, and the figure
+  is split into the stem, each unit, and the rest (transitions and output
+  norms);
 - **peak RSS increase** (CPU): the process's peak resident memory
   (``ru_maxrss``) after the step minus its resident memory just before, so
   it covers activations, gradients and temporaries;
@@ -32,6 +33,7 @@ import resource
 import subprocess
 import sys
 import time
+import weakref
 
 MODES = ('reversible', 'plain', 'checkpoint')
 MiB = 2**20
@@ -108,13 +110,12 @@ def measure(args) -> dict:
         handles.append(
             module.register_forward_hook(
                 lambda m, i, o: region.__setitem__(0, 'other')))
-    storages = {}
+    packed = []
 
     def pack(tensor):
-        storage = tensor.untyped_storage()
-        key = storage.data_ptr()
-        if key not in param_ptrs and key not in storages:
-            storages[key] = (region[0], storage.nbytes())
+        # A weak reference: what autograd packs but drops (e.g. in a unit
+        # whose inputs and parameters need no gradient) is not counted.
+        packed.append((region[0], weakref.ref(tensor)))
         return tensor
 
     if device.type == 'cuda':
@@ -125,6 +126,16 @@ def measure(args) -> dict:
     start = time.perf_counter()
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         outs = model(x)
+    storages, tensor = {}, None
+    for name, ref in packed:
+        tensor = ref()
+        if tensor is None:
+            continue
+        storage = tensor.untyped_storage()
+        key = storage.data_ptr()
+        if key not in param_ptrs and key not in storages:
+            storages[key] = (name, storage.nbytes())
+    del tensor, packed
     sum(out.float().mean() for out in outs).backward()
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
