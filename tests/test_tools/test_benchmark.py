@@ -97,7 +97,10 @@ def test_records_schema(sweep):
         assert len(record['step_times_s']) == OPTIONS['steps']
         assert all(
             math.isfinite(t) and t > 0 for t in record['step_times_s'])
+        assert len(record['cpu_times_s']) == OPTIONS['steps']
+        assert all(t >= 0 for t in record['cpu_times_s'])
         assert math.isfinite(record['step_time_s'])
+        assert math.isfinite(record['cpu_time_s'])
         assert math.isfinite(record['time_ratio_to_plain'])
         if record['memory_method'] is not None:
             assert record['peak_bytes'] > 0
@@ -106,6 +109,7 @@ def test_records_schema(sweep):
     for record in by_mode(records, 'plain'):
         assert record['saved_ratio_to_plain'] == 1.0
         assert record['time_ratio_to_plain'] == 1.0
+        assert record['cpu_time_ratio_to_plain'] == 1.0
     machine = sweep['machine']
     assert machine['cpu_count'] >= 1 and machine['torch_threads'] == 1
     json.dumps(sweep)  # serialisable as is
@@ -152,7 +156,7 @@ def test_table_and_plot(sweep, tmp_path):
     path = str(tmp_path / 'bench.png')
     benchmark.plot(sweep['records'], path, title='tiny')
     image = matplotlib.image.imread(path)
-    assert image.shape[:2] == (420, 1500)
+    assert image.shape[:2] == (420, 2000)
     assert image.std() > 0
 
 

@@ -30,18 +30,25 @@ random images:
   every mode plus the loss graph's outputs. On a GPU from
   ``torch.cuda.memory_allocated``; on a CPU from the process's resident set
   (``/proc/self/status``), after returning freed heap memory to the system.
-- ``peak_bytes``: the peak memory of the whole step over what was allocated
-  before it: ``torch.cuda.max_memory_allocated`` on a GPU; on a CPU the peak
-  resident set (``VmHWM``, reset through ``/proc/self/clear_refs``) over the
-  resident set before the step.
+- ``peak_bytes``: the peak memory of the whole step over what is held
+  between steps (weights, optimizer state; the gradients, set to None before
+  the step, count): ``torch.cuda.max_memory_allocated`` on a GPU; on a CPU
+  the peak resident set (``VmHWM``, reset through ``/proc/self/clear_refs``)
+  over the resident set before the step. Resident-set readings are page
+  granular and include allocator slack: expect a few percent of noise.
 - ``step_time_s``: median wall time of the timed steps. The modes are run in
   rounds, one step of each per round (in alternating order), after warm-up,
   so every ratio compares steps taken at nearly the same time;
   ``time_ratio_to_plain`` is the median over rounds of the per-round ratio.
+- ``cpu_time_s``: the same for the CPU time of the process
+  (``time.process_time``). On a machine shared with other work, and with one
+  thread, it is much steadier than the wall time; with several threads it
+  includes their spin-waiting.
 
 It prints a table, shows progress while it runs, and writes ``--json`` (the
 machine, then one record per model, batch size and mode) and ``--plot`` (saved
-bytes, peak memory and step time against depth, one line per mode).
+bytes, peak memory, step time and CPU time against depth, one line per
+mode).
 
 Models are given as ``TYPE:ARCH`` (``HamiltonianNet:110``, or with an arch
 dict, ``"HamiltonianNet:{'blocks': [4, 4, 4], 'widths': [32, 64, 128]}"``),
@@ -73,7 +80,7 @@ import re
 import statistics
 import time
 from contextlib import contextmanager
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -94,8 +101,9 @@ RECORD_FIELDS = ('name', 'model', 'arch', 'depth', 'blocks', 'mode',
                  'batch_size', 'input_size', 'device', 'dtype', 'params',
                  'saved_bytes', 'forward_held_bytes', 'peak_bytes',
                  'memory_method', 'step_time_s', 'step_times_s',
-                 'saved_ratio_to_plain', 'peak_ratio_to_plain',
-                 'time_ratio_to_plain')
+                 'cpu_time_s', 'cpu_times_s', 'saved_ratio_to_plain',
+                 'peak_ratio_to_plain', 'time_ratio_to_plain',
+                 'cpu_time_ratio_to_plain')
 
 
 # -- models -------------------------------------------------------------------
@@ -325,33 +333,40 @@ class TrainStep:
             model.parameters(), lr=lr, momentum=0.9)
         self.device = images.device
 
-    def forward(self) -> Tensor:
+    def zero_grad(self):
         self.optimizer.zero_grad(set_to_none=True)
+
+    def forward(self) -> Tensor:
         return F.cross_entropy(self.model(self.images), self.labels)
 
     def backward(self, loss: Tensor):
         loss.backward()
         self.optimizer.step()
 
-    def __call__(self) -> float:
-        """Run a step; return its wall time in seconds."""
+    def __call__(self) -> Tuple[float, float]:
+        """Run a step; return its wall time and the process's CPU time."""
         sync = self.device.type == 'cuda'
         if sync:
             torch.cuda.synchronize(self.device)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
+        self.zero_grad()
         self.backward(self.forward())
         if sync:
             torch.cuda.synchronize(self.device)
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - cpu_start
 
     def saved_bytes(self) -> int:
         exclude = list(self.model.parameters()) + list(self.model.buffers())
+        self.zero_grad()
         with count_saved_bytes(exclude) as counted:
             loss = self.forward()
         self.backward(loss)
         return counted['bytes']
 
     def memory(self, meter: MemoryMeter) -> Dict[str, Optional[int]]:
+        """Memory of a step over what is held between steps (weights,
+        optimizer state); the gradients it allocates count."""
+        self.zero_grad()
         meter.start()
         loss = self.forward()
         held = meter.current()
@@ -365,6 +380,13 @@ def _ratio(value, reference):
     if value is None or not reference:
         return None
     return value / reference
+
+
+def _paired_ratio(values: Sequence[float],
+                  references: Sequence[float]) -> Optional[float]:
+    """Median over rounds of ``value / reference``."""
+    ratios = [v / r for v, r in zip(values, references) if r > 0]
+    return statistics.median(ratios) if ratios else None
 
 
 def benchmark_model(spec: dict,
@@ -423,23 +445,27 @@ def benchmark_model(spec: dict,
         records[mode] = record
 
     times = {mode: [] for mode in runs}
+    cpu_times = {mode: [] for mode in runs}
     order = list(runs)
     for i in range(steps):
         for mode in (order if i % 2 == 0 else order[::-1]):
-            times[mode].append(runs[mode]())
+            wall, cpu = runs[mode]()
+            times[mode].append(wall)
+            cpu_times[mode].append(cpu)
             progress()
     plain = records.get('plain')
     for mode, record in records.items():
-        record['step_times_s'] = times[mode]
-        record['step_time_s'] = statistics.median(times[mode]) \
-            if times[mode] else None
         for key in ('saved', 'peak'):
             record[f'{key}_ratio_to_plain'] = _ratio(
                 record[f'{key}_bytes'],
                 plain[f'{key}_bytes']) if plain else None
-        record['time_ratio_to_plain'] = statistics.median(
-            t / p for t, p in zip(times[mode], times['plain'])) \
-            if plain and times[mode] else None
+        for key, values in (('step_time', times), ('cpu_time', cpu_times)):
+            record[f'{key}s_s'] = values[mode]
+            record[f'{key}_s'] = statistics.median(values[mode]) \
+                if values[mode] else None
+            record[f'{key}_ratio_to_plain'] = _paired_ratio(
+                values[mode], values['plain']) if plain else None
+        record['time_ratio_to_plain'] = record.pop('step_time_ratio_to_plain')
     del runs, models
     _release_free_memory()
     return [records[mode] for mode in modes]
@@ -521,31 +547,33 @@ def _x(value) -> str:
 def table(records: Sequence[dict]) -> str:
     """The records as a Markdown table."""
     head = ('| model | batch | mode | saved MiB | held after fwd MiB | '
-            'peak MiB | step s | saved / plain | peak / plain | '
-            'time / plain |')
+            'peak MiB | step s | CPU s | saved / plain | peak / plain | '
+            'time / plain | CPU time / plain |')
     lines = [head, '|' + '---|' * (head.count('|') - 1)]
     for r in records:
-        step = '-' if r['step_time_s'] is None else f"{r['step_time_s']:.3f}"
         lines.append(
             f"| {r['name']} | {r['batch_size']} | {r['mode']} | "
             f"{_mb(r['saved_bytes'])} | {_mb(r['forward_held_bytes'])} | "
-            f"{_mb(r['peak_bytes'])} | {step} | "
+            f"{_mb(r['peak_bytes'])} | {_x(r['step_time_s'])} | "
+            f"{_x(r['cpu_time_s'])} | "
             f"{_x(r['saved_ratio_to_plain'])} | "
             f"{_x(r['peak_ratio_to_plain'])} | "
-            f"{_x(r['time_ratio_to_plain'])} |")
+            f"{_x(r['time_ratio_to_plain'])} | "
+            f"{_x(r['cpu_time_ratio_to_plain'])} |")
     return '\n'.join(lines)
 
 
 def plot(records: Sequence[dict], path: str, title: Optional[str] = None):
-    """Saved bytes, peak memory and step time against depth, per mode."""
+    """Saved bytes, peak memory, step and CPU time against depth."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
     panels = [('saved_bytes', 'saved for backward (MiB)', 2**20),
               ('peak_bytes', 'peak memory of a step (MiB)', 2**20),
-              ('step_time_s', 'step time (s, median)', 1)]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+              ('step_time_s', 'step time (s, median)', 1),
+              ('cpu_time_s', 'CPU time of a step (s, median)', 1)]
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4.2))
     groups: Dict[tuple, List[dict]] = {}
     for r in records:
         groups.setdefault((r['model'], r['batch_size'], r['mode']),
@@ -560,7 +588,7 @@ def plot(records: Sequence[dict], path: str, title: Optional[str] = None):
             f'{mode}, {model}, batch {batch}'
         for ax, (key, _, scale) in zip(axes, panels):
             pts = [(x, r[key] / scale) for x, r in zip(xs, rows)
-                   if r[key] is not None]
+                   if r.get(key) is not None]
             if pts:
                 ax.plot(*zip(*pts), styles.get(mode, 'x-'), label=label)
     for ax, (_, ylabel, _) in zip(axes, panels):
