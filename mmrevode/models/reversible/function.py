@@ -20,8 +20,8 @@ from .shift_step import ShiftStep, shift, unshift
 
 
 @contextmanager
-def frozen_running_stats(module: nn.Module):
-    """Run batch norms of ``module`` without updating their running stats.
+def frozen_running_stats(*modules: nn.Module):
+    """Run batch norms of ``modules`` without updating their running stats.
 
     A batch norm in training mode normalises with batch statistics whether or
     not it tracks running ones, so switching ``track_running_stats`` off
@@ -29,18 +29,21 @@ def frozen_running_stats(module: nn.Module):
     ``running_var`` and ``num_batches_tracked`` alone. Norms in eval mode
     (``norm_eval=True``) already use their running stats and are untouched.
     Works for ``SyncBatchNorm`` too, whose recompute then issues the same
-    collectives on every rank.
+    collectives on every rank. Arguments that are not modules are ignored.
     """
-    norms = [
-        m for m in module.modules() if isinstance(m, _BatchNorm)
-        and m.training and m.track_running_stats
-    ] if isinstance(module, nn.Module) else []
-    for norm in norms:
+    norms = {}
+    for module in modules:
+        if isinstance(module, nn.Module):
+            for m in module.modules():
+                if isinstance(m, _BatchNorm) and m.training \
+                        and m.track_running_stats:
+                    norms[id(m)] = m
+    for norm in norms.values():
         norm.track_running_stats = False
     try:
         yield
     finally:
-        for norm in norms:
+        for norm in norms.values():
             norm.track_running_stats = True
 
 
@@ -106,6 +109,14 @@ class ReversibleFunction(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_b: Tensor,
                  grad_c: Tensor) -> Tuple[Optional[Tensor], ...]:
+        # The norms' running statistics are frozen once for the whole walk
+        # back, not around each step's recompute.
+        with frozen_running_stats(*(step.fn for step in ctx.steps)):
+            return ReversibleFunction._walk_back(ctx, grad_b, grad_c)
+
+    @staticmethod
+    def _walk_back(ctx, grad_b: Tensor,
+                   grad_c: Tensor) -> Tuple[Optional[Tensor], ...]:
         steps: Sequence[ShiftStep] = ctx.steps
         b, c, *rng_states = ctx.saved_tensors
         rng_per_step = len(rng_states) // len(steps)
@@ -125,7 +136,6 @@ class ReversibleFunction(torch.autograd.Function):
             needs_b = k > 0 or needs_input_grad[4]
             step_rng = rng_states[k * rng_per_step:(k + 1) * rng_per_step]
             with torch.enable_grad(), _autocast(ctx.autocast), \
-                    frozen_running_stats(step.fn), \
                     _restored_rng(step_rng, b.device):
                 b_leaf = b.detach().requires_grad_(needs_b)
                 f = step.fn(b_leaf)
