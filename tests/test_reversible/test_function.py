@@ -194,3 +194,13 @@ def test_eval_mode_and_no_grad_give_the_same_output():
 def test_empty_sequence_is_rejected():
     with pytest.raises(ValueError, match='at least one block'):
         ReversibleSequence([])
+
+
+def test_autocast_keeps_a_low_precision_state_pair_in_float32():
+    reversible, plain = make_pair(dtype=torch.float32)
+    x = torch.randn(4, 8, 8, 8).bfloat16()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out_r = reversible(x)
+        out_p = plain(x)
+    assert out_r.dtype == out_p.dtype == torch.float32
+    assert torch.equal(out_r, out_p)

@@ -53,6 +53,11 @@ class ReversibleSequence(nn.Module):
         self.preserve_rng_state = preserve_rng_state
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.dtype in (torch.float16, torch.bfloat16) and \
+                torch.is_autocast_enabled(x.device.type):
+            # Autocast lowers the precision of F's operations only; a state
+            # pair kept in float32 is rebuilt far more accurately.
+            x = x.float()
         a, b = self.blocks[0].split(x)
         block_steps = [block.shift_steps() for block in self.blocks]
         a, b = self._run(block_steps, a, b)
