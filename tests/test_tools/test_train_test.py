@@ -1,0 +1,311 @@
+"""tools/train.py and tools/test.py end to end, on data in the real formats.
+
+The tools run in subprocesses with tiny models (one block per unit) and
+``num_workers=0``. They get one thread each (``OMP_NUM_THREADS=1``): with
+batches this small a second thread gains nothing, and on a busy machine
+oversubscribed threads slow torch down many times.
+"""
+import glob
+import json
+import os
+import os.path as osp
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from mmrevode.datasets import write_cifar10, write_stl10
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TINY_ARCH = "dict(_delete_=True, blocks=[1, 1, 1], widths=[8, 16, 32])"
+
+
+def run_tool(tool, *args, timeout=600):
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    env['PYTHONPATH'] = os.pathsep.join(
+        [REPO] + [p for p in [env.get('PYTHONPATH')] if p])
+    return subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools', tool)] + [str(a) for a in args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout)
+
+
+def _output(result):
+    return f'stdout:\n{result.stdout[-6000:]}\nstderr:\n{result.stderr[-6000:]}'
+
+
+def tiny_config(path, base, data_root, extra='', batch_size=10,
+                wrapped=False):
+    """A config that inherits ``base`` with a tiny model and local data.
+
+    ``wrapped``: the training set is inside a wrapper (fewer-data configs).
+    """
+    data = (f"data_root={data_root!r}"
+            + (", verify_md5=False" if 'cifar' in base else ''))
+    train_data = f"dataset=dict({data})" if wrapped else data
+    text = f"""
+_base_ = {osp.join(REPO, 'configs', 'revode', base)!r}
+model = dict(
+    backbone=dict(arch={TINY_ARCH}), head=dict(in_channels=32))
+train_dataloader = dict(
+    batch_size={batch_size}, num_workers=0, dataset=dict({train_data}))
+val_dataloader = dict(
+    batch_size={batch_size}, num_workers=0, dataset=dict({data}))
+test_dataloader = val_dataloader
+train_cfg = dict(max_epochs=2)
+default_hooks = dict(logger=dict(interval=1))
+randomness = dict(seed=0, deterministic=True)
+{extra}
+"""
+    with open(path, 'w') as f:
+        f.write(text)
+    return str(path)
+
+
+def _images(rng, n, size):
+    return rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope='module')
+def cifar_root(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('cifar10'))
+    rng = np.random.default_rng(0)
+    write_cifar10(root, _images(rng, 40, 32), np.arange(40) % 10,
+                  _images(rng, 20, 32), np.arange(20) % 10)
+    return root
+
+
+@pytest.fixture(scope='module')
+def stl_root(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('stl10'))
+    rng = np.random.default_rng(1)
+    write_stl10(root, _images(rng, 20, 96), np.arange(20) % 10,
+                _images(rng, 10, 96), np.arange(10))
+    return root
+
+
+def _state_dict(path):
+    return torch.load(path, map_location='cpu', weights_only=False)[
+        'state_dict']
+
+
+# -- clear errors, no traceback ---------------------------------------------
+def test_missing_data_is_one_clear_message(tmp_path):
+    empty = tmp_path / 'nowhere'
+    result = run_tool(
+        'train.py',
+        osp.join(REPO, 'configs', 'revode', 'hamiltonian_cifar10.py'),
+        '--work-dir', tmp_path / 'work', '--cfg-options',
+        f'train_dataloader.dataset.data_root={empty}',
+        'train_dataloader.dataset.download=False',
+        'train_dataloader.num_workers=0')
+    assert result.returncode == 1, _output(result)
+    assert 'Traceback' not in result.stderr, _output(result)
+    assert 'Error: CIFAR-10 was not found' in result.stderr
+    assert osp.join(str(empty), 'cifar-10-batches-py') in result.stderr
+    assert 'data_batch_1' in result.stderr
+    assert 'https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz' \
+        in result.stderr
+
+
+def test_unreadable_checkpoint_is_one_clear_message(tmp_path, cifar_root):
+    config = tiny_config(tmp_path / 'tiny.py', 'hamiltonian_cifar10.py',
+                         cifar_root)
+    broken = tmp_path / 'epoch_1.pth'
+    broken.write_bytes(b'PK\x03\x04' + b'\x00' * 100)
+    result = run_tool('test.py', config, broken, '--work-dir',
+                      tmp_path / 'work')
+    assert result.returncode == 1, _output(result)
+    assert 'Traceback' not in result.stderr, _output(result)
+    assert f'Error: The checkpoint {broken}' in result.stderr
+    assert 'truncated, corrupt' in result.stderr
+    result = run_tool('test.py', config, tmp_path / 'missing.pth',
+                      '--work-dir', tmp_path / 'work')
+    assert result.returncode == 1, _output(result)
+    assert 'does not exist' in result.stderr and 'Traceback' not in \
+        result.stderr
+
+
+# -- train, then test the checkpoint ------------------------------------------
+@pytest.fixture(scope='module')
+def straight_run(tmp_path_factory, cifar_root):
+    """Two epochs of the tiny CIFAR-10 Hamiltonian network, in one go."""
+    tmp_path = tmp_path_factory.mktemp('straight')
+    config = tiny_config(tmp_path / 'tiny.py', 'hamiltonian_cifar10.py',
+                         cifar_root)
+    work_dir = tmp_path / 'work'
+    result = run_tool('train.py', config, '--work-dir', work_dir)
+    assert result.returncode == 0, _output(result)
+    return config, work_dir
+
+
+@pytest.mark.slow
+def test_train_and_test_cifar10(straight_run, tmp_path):
+    config, work_dir = straight_run
+    names = sorted(os.listdir(work_dir))
+    assert 'epoch_2.pth' in names
+    # the last 3 epochs are kept, and the best by top-1
+    assert 'epoch_1.pth' in names
+    assert any(n.startswith('best_accuracy_top1_epoch_') for n in names)
+    with open(work_dir / 'last_checkpoint') as f:
+        assert f.read() == str(work_dir / 'epoch_2.pth')
+
+    metrics_file = tmp_path / 'metrics.json'
+    result = run_tool('test.py', config, work_dir / 'epoch_2.pth',
+                      '--work-dir', tmp_path / 'test', '--out', metrics_file,
+                      '--out-item', 'metrics')
+    assert result.returncode == 0, _output(result)
+    assert 'accuracy/top1: ' in result.stdout
+    with open(metrics_file) as f:
+        metrics = json.load(f)
+    assert 0 <= metrics['accuracy/top1'] <= 100
+
+    predictions = tmp_path / 'pred.pkl'
+    result = run_tool('test.py', config, work_dir / 'epoch_2.pth',
+                      '--work-dir', tmp_path / 'test', '--out', predictions)
+    assert result.returncode == 0, _output(result)
+    assert osp.getsize(predictions) > 0
+
+
+@pytest.mark.slow
+def test_train_and_test_stl10(tmp_path, stl_root):
+    config = tiny_config(tmp_path / 'tiny.py', 'hamiltonian_stl10.py',
+                         stl_root, batch_size=5)
+    work_dir = tmp_path / 'work'
+    result = run_tool('train.py', config, '--work-dir', work_dir)
+    assert result.returncode == 0, _output(result)
+    assert osp.isfile(work_dir / 'epoch_2.pth')
+    result = run_tool('test.py', config, work_dir / 'epoch_2.pth',
+                      '--work-dir', tmp_path / 'test')
+    assert result.returncode == 0, _output(result)
+    assert 'accuracy/top1: ' in result.stdout
+
+
+@pytest.mark.slow
+def test_fewer_data_config_trains(tmp_path, cifar_root):
+    """The subset wrapper and the iteration-based schedule, end to end."""
+    extra = """
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=4,
+                 val_interval=2)
+param_scheduler = dict(milestones=[2, 3])
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=2))
+"""
+    config = tiny_config(
+        tmp_path / 'tiny.py', 'fewer_data/hamiltonian_cifar10_20pct.py',
+        cifar_root, extra=extra, wrapped=True)
+    work_dir = tmp_path / 'work'
+    result = run_tool('train.py', config, '--work-dir', work_dir)
+    assert result.returncode == 0, _output(result)
+    assert osp.isfile(work_dir / 'iter_4.pth')
+    assert 'Iter(train) [4/4]' in result.stdout
+    assert 'Iter(val)' in result.stdout
+
+
+@pytest.mark.slow
+def test_resume_gives_identical_weights(straight_run, tmp_path):
+    """2 epochs straight == 1 epoch, stop, --resume, 1 more epoch."""
+    config, straight_dir = straight_run
+    work_dir = tmp_path / 'work'
+    result = run_tool('train.py', config, '--work-dir', work_dir,
+                      '--cfg-options', 'train_cfg.max_epochs=1')
+    assert result.returncode == 0, _output(result)
+    assert not osp.exists(work_dir / 'epoch_2.pth')
+    result = run_tool('train.py', config, '--work-dir', work_dir, '--resume')
+    assert result.returncode == 0, _output(result)
+    assert 'resumed epoch: 1' in result.stdout + result.stderr
+    straight = _state_dict(straight_dir / 'epoch_2.pth')
+    resumed = _state_dict(work_dir / 'epoch_2.pth')
+    assert straight.keys() == resumed.keys()
+    for key in straight:
+        assert torch.equal(straight[key], resumed[key]), key
+
+    # resuming from an explicit path works the same way
+    result = run_tool('train.py', config, '--work-dir', tmp_path / 'again',
+                      '--resume', work_dir / 'epoch_1.pth')
+    assert result.returncode == 0, _output(result)
+    again = _state_dict(tmp_path / 'again' / 'epoch_2.pth')
+    for key in straight:
+        assert torch.equal(straight[key], again[key]), key
+
+
+# -- learning check on real images --------------------------------------------
+def write_digits(root):
+    """scikit-learn's 8x8 digits as CIFAR-10: 32x32, 3 channels, 75/25."""
+    import torch.nn.functional as F
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    digits = load_digits()
+    x = torch.tensor(digits.images, dtype=torch.float32)[:, None] * 255 / 16
+    x = F.interpolate(x, size=32, mode='bilinear', align_corners=False)
+    x = x.clamp(0, 255).round().to(torch.uint8).repeat(1, 3, 1, 1)
+    x = x.permute(0, 2, 3, 1).numpy()
+    train_x, test_x, train_y, test_y = train_test_split(
+        x, digits.target, test_size=0.25, stratify=digits.target,
+        random_state=0)
+    write_cifar10(root, train_x, train_y, test_x, test_y,
+                  class_names=[str(i) for i in range(10)])
+
+
+@pytest.fixture(scope='module')
+def digits_root(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('digits'))
+    write_digits(root)
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('scheme', ['hamiltonian', 'midpoint', 'leapfrog'])
+def test_learns_digits(scheme, tmp_path, digits_root):
+    """>= 90% test accuracy within 3 minutes of 2 CPU cores.
+
+    15 epochs of batch 50 (lr 0.1, / 10 at epochs 8 and 12) of a network with
+    one block per unit and widths 16-32-64; the augmentation of the CIFAR
+    configs without the flip (digits are not mirror-symmetric). The time is
+    the training process's CPU time, which a busy machine inflates far less
+    than the wall time: 3 minutes of 2 cores is 360 CPU seconds.
+    """
+    data = f"data_root={digits_root!r}, verify_md5=False"
+    config = tmp_path / f'{scheme}_digits.py'
+    config.write_text(f"""
+_base_ = {osp.join(REPO, 'configs', 'revode', scheme + '_cifar10.py')!r}
+model = dict(
+    backbone=dict(arch=dict(_delete_=True, blocks=[1, 1, 1],
+                            widths=[16, 32, 64])),
+    head=dict(in_channels=64))
+train_dataloader = dict(
+    batch_size=50, num_workers=0,
+    dataset=dict({data}, pipeline=[
+        dict(type='RandomCrop', crop_size=32, padding=2,
+             pad_val=(125, 123, 114)),
+        dict(type='PackInputs')]))
+val_dataloader = dict(batch_size=150, num_workers=0, dataset=dict({data}))
+test_dataloader = val_dataloader
+param_scheduler = dict(milestones=[8, 12])
+train_cfg = dict(max_epochs=15, val_interval=15)
+default_hooks = dict(logger=dict(interval=10),
+                     checkpoint=dict(max_keep_ckpts=1))
+randomness = dict(seed=0)
+""")
+    work_dir = tmp_path / 'work'
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    result = run_tool('train.py', config, '--work-dir', work_dir)
+    wall = time.perf_counter() - start
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime +
+           cpu_after.ru_stime - cpu_before.ru_stime)
+    assert result.returncode == 0, _output(result)
+    scalars = glob.glob(str(work_dir / '*' / 'vis_data' / 'scalars.json'))
+    with open(scalars[0]) as f:
+        records = [json.loads(line) for line in f]
+    accuracy = [r['accuracy/top1'] for r in records if 'accuracy/top1' in r]
+    print(f'{scheme}: test accuracy {accuracy[-1]:.2f}%, wall {wall:.0f} s, '
+          f'CPU {cpu:.0f} s')
+    assert accuracy[-1] >= 90, accuracy
+    assert cpu < 360, f'{cpu:.0f} CPU seconds (wall {wall:.0f} s)'
