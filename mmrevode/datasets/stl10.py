@@ -48,10 +48,11 @@ class STL10(BaseDataset):
 
     Example:
         >>> from mmrevode.datasets import STL10
-        >>> dataset = STL10(data_root='data/stl10', split='test')  # doctest: +SKIP
+        >>> dataset = STL10(  # doctest: +SKIP
+        ...     data_root='data/stl10', split='test')
         >>> len(dataset), dataset[0]['img'].shape  # doctest: +SKIP
         (8000, (96, 96, 3))
-    """  # noqa: E501
+    """
     base_folder = 'stl10_binary'
     url = 'http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz'
     filename = 'stl10_binary.tar.gz'

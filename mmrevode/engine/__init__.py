@@ -12,6 +12,6 @@ from .hooks import EpochSeedHook, SafeCheckpointHook
 
 __all__ = [
     'AtomicLocalBackend', 'CheckpointError', 'CheckpointNotFoundError',
-    'CorruptCheckpointError', 'EpochSeedHook', 'SafeCheckpointHook', 'atomic_write',
-    'load_from_local', 'setup_distributed'
+    'CorruptCheckpointError', 'EpochSeedHook', 'SafeCheckpointHook',
+    'atomic_write', 'load_from_local', 'setup_distributed'
 ]

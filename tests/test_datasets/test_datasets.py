@@ -148,7 +148,8 @@ def test_cifar_md5_mismatch_is_an_error_not_a_download(tmp_path, rng):
         str(tmp_path), _images(rng, 10, 32), np.arange(10),
         _images(rng, 10, 32), np.arange(10))
     folder = tmp_path / 'cifar-10-batches-py'
-    before = {name: (folder / name).read_bytes() for name in os.listdir(folder)}
+    before = {name: (folder / name).read_bytes()
+              for name in os.listdir(folder)}
     with pytest.raises(DatasetError) as info:
         CheckedCIFAR10(data_root=str(tmp_path), download=True)
     message = str(info.value)

@@ -19,7 +19,8 @@ def _mmengine_like_checkpoint(path):
     checkpoint = dict(
         meta=dict(epoch=1),
         state_dict=model.state_dict(),
-        message_hub=dict(log_scalars={'train/loss': HistoryBuffer([1.0], [1])}))
+        message_hub=dict(
+            log_scalars={'train/loss': HistoryBuffer([1.0], [1])}))
     torch.save(checkpoint, path)
     return model
 

@@ -29,7 +29,8 @@ def run_tool(tool, *args, timeout=600):
     env['PYTHONPATH'] = os.pathsep.join(
         [REPO] + [p for p in [env.get('PYTHONPATH')] if p])
     return subprocess.run(
-        [sys.executable, osp.join(REPO, 'tools', tool)] + [str(a) for a in args],
+        [sys.executable, osp.join(REPO, 'tools', tool)] +
+        [str(a) for a in args],
         env=env,
         capture_output=True,
         text=True,
@@ -37,7 +38,8 @@ def run_tool(tool, *args, timeout=600):
 
 
 def _output(result):
-    return f'stdout:\n{result.stdout[-6000:]}\nstderr:\n{result.stderr[-6000:]}'
+    return (f'stdout:\n{result.stdout[-6000:]}\n'
+            f'stderr:\n{result.stderr[-6000:]}')
 
 
 def tiny_config(path, base, data_root, extra='', batch_size=10,
