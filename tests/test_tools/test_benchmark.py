@@ -112,6 +112,7 @@ def test_records_schema(sweep):
         assert record['cpu_time_ratio_to_plain'] == 1.0
     machine = sweep['machine']
     assert machine['cpu_count'] >= 1 and machine['torch_threads'] == 1
+    assert machine['malloc'] is None or 'M_TRIM_THRESHOLD' in machine['malloc']
     json.dumps(sweep)  # serialisable as is
 
 
