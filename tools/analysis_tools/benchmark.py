@@ -35,9 +35,11 @@ random images:
   the step, count): ``torch.cuda.max_memory_allocated`` on a GPU; on a CPU
   the peak resident set (``VmHWM``, reset through ``/proc/self/clear_refs``)
   over the resident set before the step. Resident-set readings are page
-  granular: expect a few percent of noise. On glibc the heap is first set
-  to return freed memory promptly (``--malloc-trim-threshold``), so that the
-  reading follows the memory in use rather than the allocator's slack.
+  granular: expect a few percent of noise. The memory is measured after all
+  the timing, with glibc's heap set to return freed memory promptly
+  (``--malloc-trim-threshold``), so that the reading follows the memory in
+  use rather than the allocator's slack; the times are taken before, with
+  glibc's defaults, because that setting slows steps down.
 - ``step_time_s``: median wall time of the timed steps. The modes are run in
   rounds, one step of each per round (in alternating order), after warm-up,
   so every ratio compares steps taken at nearly the same time;
@@ -423,24 +425,10 @@ def _paired_ratio(values: Sequence[float],
     return statistics.median(ratios) if ratios else None
 
 
-def benchmark_model(spec: dict,
-                    modes: Sequence[str],
-                    batch_size: int,
-                    input_size: int = 32,
-                    steps: int = 5,
-                    warmup: int = 1,
-                    device: str = 'cpu',
-                    dtype: torch.dtype = torch.float32,
-                    backbone_options: Optional[dict] = None,
-                    lr: float = 0.0,
-                    seed: int = 0,
-                    progress: Optional[Callable[[], None]] = None
-                    ) -> List[dict]:
-    """Measure one model at one batch size in every mode.
-
-    Returns one record per mode (fields: :data:`RECORD_FIELDS`).
-    """
-    progress = progress or (lambda: None)
+def _train_steps(spec: dict, modes: Sequence[str], batch_size: int,
+                 input_size: int, device: str, dtype: torch.dtype,
+                 backbone_options: Optional[dict], lr: float,
+                 seed: int) -> Dict[str, TrainStep]:
     models = build_models(spec, modes, input_size=input_size,
                           backbone_options=backbone_options, device=device,
                           dtype=dtype, seed=seed)
@@ -449,18 +437,38 @@ def benchmark_model(spec: dict,
     images = torch.randn(batch_size, in_channels, input_size, input_size,
                          generator=generator).to(device=device, dtype=dtype)
     labels = torch.randint(0, 10, (batch_size, ), generator=generator)
-    labels = labels.to(device)
-    runs = {
-        mode: TrainStep(model, images, labels, lr=lr)
+    return {
+        mode: TrainStep(model, images, labels.to(device), lr=lr)
         for mode, model in models.items()
     }
-    meter = MemoryMeter(device)
+
+
+def time_model(spec: dict,
+               modes: Sequence[str],
+               batch_size: int,
+               input_size: int = 32,
+               steps: int = 5,
+               warmup: int = 1,
+               device: str = 'cpu',
+               dtype: torch.dtype = torch.float32,
+               backbone_options: Optional[dict] = None,
+               lr: float = 0.0,
+               seed: int = 0,
+               progress: Optional[Callable[[], None]] = None) -> List[dict]:
+    """Saved bytes and step times of one model at one batch size.
+
+    Returns one record per mode, without the memory readings (see
+    :func:`memory_model`).
+    """
+    progress = progress or (lambda: None)
+    runs = _train_steps(spec, modes, batch_size, input_size, device, dtype,
+                        backbone_options, lr, seed)
     records = {}
     for mode, run in runs.items():
         for _ in range(warmup):
             run()
             progress()
-        record = dict(
+        records[mode] = dict(
             name=spec['name'],
             model=spec['model'],
             arch=spec['arch'],
@@ -474,9 +482,6 @@ def benchmark_model(spec: dict,
             params=sum(p.numel() for p in run.model.parameters()),
             saved_bytes=run.saved_bytes())
         progress()
-        record.update(run.memory(meter), memory_method=meter.method)
-        progress()
-        records[mode] = record
 
     times = {mode: [] for mode in runs}
     cpu_times = {mode: [] for mode in runs}
@@ -489,10 +494,8 @@ def benchmark_model(spec: dict,
             progress()
     plain = records.get('plain')
     for mode, record in records.items():
-        for key in ('saved', 'peak'):
-            record[f'{key}_ratio_to_plain'] = _ratio(
-                record[f'{key}_bytes'],
-                plain[f'{key}_bytes']) if plain else None
+        record['saved_ratio_to_plain'] = _ratio(
+            record['saved_bytes'], plain['saved_bytes']) if plain else None
         for key, values in (('step_time', times), ('cpu_time', cpu_times)):
             record[f'{key}s_s'] = values[mode]
             record[f'{key}_s'] = statistics.median(values[mode]) \
@@ -500,9 +503,60 @@ def benchmark_model(spec: dict,
             record[f'{key}_ratio_to_plain'] = _paired_ratio(
                 values[mode], values['plain']) if plain else None
         record['time_ratio_to_plain'] = record.pop('step_time_ratio_to_plain')
-    del runs, models
+    del runs
     _release_free_memory()
     return [records[mode] for mode in modes]
+
+
+def memory_model(spec: dict,
+                 modes: Sequence[str],
+                 batch_size: int,
+                 input_size: int = 32,
+                 warmup: int = 1,
+                 device: str = 'cpu',
+                 dtype: torch.dtype = torch.float32,
+                 backbone_options: Optional[dict] = None,
+                 lr: float = 0.0,
+                 seed: int = 0,
+                 progress: Optional[Callable[[], None]] = None,
+                 **unused) -> Dict[str, dict]:
+    """Memory held after the forward and peak memory of a step, per mode."""
+    progress = progress or (lambda: None)
+    runs = _train_steps(spec, modes, batch_size, input_size, device, dtype,
+                        backbone_options, lr, seed)
+    meter = MemoryMeter(device)
+    result = {}
+    for mode, run in runs.items():
+        for _ in range(warmup):
+            run()
+            progress()
+        result[mode] = dict(run.memory(meter), memory_method=meter.method)
+        progress()
+    del runs
+    _release_free_memory()
+    return result
+
+
+def add_memory(records: List[dict], memory: Dict[str, dict]):
+    """Merge :func:`memory_model`'s readings into the records of a model."""
+    for record in records:
+        record.update(memory[record['mode']])
+    plain = memory.get('plain')
+    for record in records:
+        record['peak_ratio_to_plain'] = _ratio(
+            record['peak_bytes'], plain['peak_bytes']) if plain else None
+
+
+def benchmark_model(spec: dict, modes: Sequence[str], batch_size: int,
+                    **kwargs) -> List[dict]:
+    """Times, then memory, of one model at one batch size in every mode.
+
+    Returns one record per mode (fields: :data:`RECORD_FIELDS`). The
+    allocator is left as it is; :func:`run` configures it between the two.
+    """
+    records = time_model(spec, modes, batch_size, **kwargs)
+    add_memory(records, memory_model(spec, modes, batch_size, **kwargs))
+    return records
 
 
 def machine_info(device: str) -> dict:
@@ -549,27 +603,39 @@ def run(specs: Sequence[str],
         **kwargs) -> dict:
     """Benchmark every model and batch size; return the JSON document.
 
-    On a CPU, glibc's heap is first set to give freed memory back promptly
-    (:func:`configure_malloc`; a negative ``malloc_trim_threshold`` keeps
-    glibc's defaults).
+    All step times are taken first; then, on a CPU, glibc's heap is set to
+    give freed memory back promptly (:func:`configure_malloc`; a negative
+    ``malloc_trim_threshold`` keeps glibc's defaults) and the memory is
+    measured. The setting lasts as long as the process: later calls time
+    their steps under it too.
     """
     parsed = [parse_spec(s) for s in specs]
     device = kwargs.get('device', 'cpu')
     machine = machine_info(device)
-    machine['malloc'] = configure_malloc(malloc_trim_threshold) \
-        if torch.device(device).type == 'cpu' else None
-    per_model = len(modes) * (kwargs.get('warmup', 1) + 2 +
-                              kwargs.get('steps', 5))
+    warmup = kwargs.get('warmup', 1)
+    per_model = len(modes) * (2 * warmup + 2 + kwargs.get('steps', 5))
     bar = None
     if progress_bar:
         from mmengine.utils import ProgressBar
         bar = ProgressBar(len(parsed) * len(batch_sizes) * per_model)
-    records = []
-    for spec in parsed:
-        for batch_size in batch_sizes:
-            records += benchmark_model(
-                spec, modes, batch_size,
-                progress=bar.update if bar else None, **kwargs)
+    progress = bar.update if bar else None
+    jobs = [(spec, batch) for spec in parsed for batch in batch_sizes]
+    # Times first, with the allocator's defaults (a prompt return of freed
+    # memory to the system makes every large allocation fault its pages in
+    # again, which slowed plain autograd's steps by up to 50% here); then
+    # the allocator is set to follow the memory in use, and the peaks are
+    # measured.
+    results = [
+        time_model(spec, modes, batch, progress=progress, **kwargs)
+        for spec, batch in jobs
+    ]
+    machine['malloc'] = configure_malloc(malloc_trim_threshold) \
+        if torch.device(device).type == 'cpu' else None
+    for (spec, batch), records in zip(jobs, results):
+        add_memory(
+            records,
+            memory_model(spec, modes, batch, progress=progress, **kwargs))
+    records = [record for group in results for record in group]
     if bar:
         print()
     machine['load_average_end'] = list(os.getloadavg()) if hasattr(
