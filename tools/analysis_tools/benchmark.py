@@ -120,7 +120,7 @@ def _registry():
 
 
 def parse_spec(spec: str) -> dict:
-    """``'TYPE:ARCH'`` to ``dict(name, model, arch, blocks, depth)``."""
+    """``'TYPE:ARCH'`` to ``dict(name, model, arch, blocks, depth, spec)``."""
     type_name, _, arch = spec.partition(':')
     cls = _registry().get(type_name)
     if cls is None:
@@ -145,7 +145,7 @@ def parse_spec(spec: str) -> dict:
     else:
         name = f'{type_name}-{value}'
     return dict(name=name, model=type_name, arch=value, blocks=blocks,
-                depth=depth)
+                depth=depth, spec=spec)
 
 
 def sweep_specs(model: str, blocks_per_unit: Sequence[int],
@@ -221,7 +221,8 @@ def _proc_status_kib(key: str) -> int:
 
 
 _LIBC = None
-_M_TRIM_THRESHOLD, _M_TOP_PAD = -1, -2  # mallopt parameters (malloc.h)
+# mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 
 
 def _libc():
@@ -242,30 +243,36 @@ def _release_free_memory():
         _libc().malloc_trim(0)
 
 
-def configure_malloc(trim_threshold: int = 1 << 20) -> Optional[str]:
-    """Have glibc return freed heap memory to the system promptly.
+def configure_malloc(trim_threshold: int = 1 << 20,
+                     mmap_threshold: int = 128 << 10) -> Optional[str]:
+    """Have glibc return freed memory to the system promptly.
 
-    By default glibc raises its trim threshold as a process frees large
-    blocks and keeps up to that much freed memory at the top of the heap, in
-    the resident set. In a long backward this slack grew with depth (for
-    Hamiltonian-770 at batch 64, 330 to 430 MiB of resident set over the
-    about 100 MiB the reversible step actually held), so the peak resident
-    set measured the allocator's history rather than the model. A fixed
-    threshold (``M_TRIM_THRESHOLD``) and no top padding (``M_TOP_PAD``)
-    keep the resident set close to the memory in use, as
-    ``torch.cuda.max_memory_allocated`` is on a GPU; the step time was not
-    affected. The same holds for a training run started with
-    ``MALLOC_TRIM_THRESHOLD_=1048576 MALLOC_TOP_PAD_=0`` in its environment.
+    By default glibc raises its mmap threshold as a process frees large
+    blocks, after which large tensors come from the heap, where freed
+    memory stays in the resident set. In a long backward this slack grew
+    with depth (for Hamiltonian-770 at batch 64, 330 to 430 MiB of resident
+    set over the about 100 MiB the reversible step actually held), so the
+    peak resident set measured the allocator's history rather than the
+    model. A fixed mmap threshold (``M_MMAP_THRESHOLD``, glibc's initial
+    128 KiB), trim threshold (``M_TRIM_THRESHOLD``) and no top padding
+    (``M_TOP_PAD``) keep the resident set close to the memory in use, as
+    ``torch.cuda.max_memory_allocated`` is on a GPU. The same holds for a
+    process started with ``MALLOC_MMAP_THRESHOLD_=131072
+    MALLOC_TRIM_THRESHOLD_=1048576 MALLOC_TOP_PAD_=0``. It slows steps down
+    (pages are faulted in for every large tensor), so step times are taken
+    before it is set.
 
     Returns a description of the setting, or None where there is no glibc.
     """
     libc = _libc()
     if not libc or trim_threshold < 0:
         return None
-    if not (libc.mallopt(_M_TRIM_THRESHOLD, trim_threshold)
+    if not (libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold)
+            and libc.mallopt(_M_TRIM_THRESHOLD, trim_threshold)
             and libc.mallopt(_M_TOP_PAD, 0)):
         return None
-    return f'glibc M_TRIM_THRESHOLD={trim_threshold}, M_TOP_PAD=0'
+    return (f'glibc M_MMAP_THRESHOLD={mmap_threshold}, '
+            f'M_TRIM_THRESHOLD={trim_threshold}, M_TOP_PAD=0')
 
 
 class MemoryMeter:
@@ -603,44 +610,98 @@ def run(specs: Sequence[str],
         **kwargs) -> dict:
     """Benchmark every model and batch size; return the JSON document.
 
-    All step times are taken first; then, on a CPU, glibc's heap is set to
-    give freed memory back promptly (:func:`configure_malloc`; a negative
-    ``malloc_trim_threshold`` keeps glibc's defaults) and the memory is
-    measured. The setting lasts as long as the process: later calls time
-    their steps under it too.
+    The step times (and saved bytes) are taken in this process, with the
+    allocator as it is. On a CPU with glibc, the memory is then measured in
+    a fresh Python process whose heap is set to return freed memory promptly
+    (:func:`configure_malloc`): that setting slows steps down, and set in a
+    process that has already run the timed steps, it still left 60-85 MiB
+    of scattered heap in the peaks. A negative ``malloc_trim_threshold``
+    measures the memory here, with the allocator as it is.
     """
     parsed = [parse_spec(s) for s in specs]
     device = kwargs.get('device', 'cpu')
     machine = machine_info(device)
     warmup = kwargs.get('warmup', 1)
-    per_model = len(modes) * (2 * warmup + 2 + kwargs.get('steps', 5))
+    per_model = len(modes) * (warmup + 1 + kwargs.get('steps', 5))
     bar = None
     if progress_bar:
         from mmengine.utils import ProgressBar
         bar = ProgressBar(len(parsed) * len(batch_sizes) * per_model)
     progress = bar.update if bar else None
     jobs = [(spec, batch) for spec in parsed for batch in batch_sizes]
-    # Times first, with the allocator's defaults (a prompt return of freed
-    # memory to the system makes every large allocation fault its pages in
-    # again, which slowed plain autograd's steps by up to 50% here); then
-    # the allocator is set to follow the memory in use, and the peaks are
-    # measured.
     results = [
         time_model(spec, modes, batch, progress=progress, **kwargs)
         for spec, batch in jobs
     ]
-    machine['malloc'] = configure_malloc(malloc_trim_threshold) \
-        if torch.device(device).type == 'cpu' else None
-    for (spec, batch), records in zip(jobs, results):
-        add_memory(
-            records,
-            memory_model(spec, modes, batch, progress=progress, **kwargs))
-    records = [record for group in results for record in group]
     if bar:
         print()
+    isolate = torch.device(device).type == 'cpu' and \
+        malloc_trim_threshold >= 0 and bool(_libc())
+    if isolate:
+        print('Measuring memory in a separate process ...', flush=True)
+        memories, machine['malloc'] = _memory_in_subprocess(
+            [(spec['spec'], batch) for spec, batch in jobs], modes,
+            malloc_trim_threshold, kwargs)
+    else:
+        machine['malloc'] = None
+        memories = [
+            memory_model(spec, modes, batch, **kwargs)
+            for spec, batch in jobs
+        ]
+    for records, memory in zip(results, memories):
+        add_memory(records, memory)
     machine['load_average_end'] = list(os.getloadavg()) if hasattr(
         os, 'getloadavg') else None
-    return dict(machine=machine, records=records)
+    return dict(
+        machine=machine,
+        records=[record for group in results for record in group])
+
+
+def _memory_in_subprocess(jobs: List[tuple], modes: Sequence[str],
+                          trim_threshold: int, kwargs: dict):
+    """Run :func:`memory_model` for each job in a fresh process."""
+    import subprocess
+    import sys
+    import tempfile
+    options = dict(kwargs)
+    options['dtype'] = str(options.get('dtype', torch.float32)).replace(
+        'torch.', '')
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join(
+        p for p in [root, env.get('PYTHONPATH')] if p)
+    with tempfile.TemporaryDirectory() as tmp:
+        request, answer = osp.join(tmp, 'in.json'), osp.join(tmp, 'out.json')
+        with open(request, 'w') as f:
+            json.dump(
+                dict(jobs=jobs, modes=list(modes), options=options,
+                     trim_threshold=trim_threshold,
+                     threads=torch.get_num_threads()), f)
+        subprocess.run([
+            sys.executable,
+            osp.abspath(__file__), '--memory-worker', request, answer
+        ],
+                       env=env,
+                       check=True)
+        with open(answer) as f:
+            result = json.load(f)
+    return result['memories'], result['malloc']
+
+
+def _memory_worker(request: str, answer: str):
+    """The other end of :func:`_memory_in_subprocess`."""
+    with open(request) as f:
+        job = json.load(f)
+    malloc = configure_malloc(job['trim_threshold'])
+    torch.set_num_threads(job['threads'])
+    options = job['options']
+    options['dtype'] = getattr(torch, options['dtype'])
+    memories = [
+        memory_model(parse_spec(spec), job['modes'], batch, **options)
+        for spec, batch in job['jobs']
+    ]
+    with open(answer, 'w') as f:
+        json.dump(dict(memories=memories, malloc=malloc), f)
 
 
 # -- output -------------------------------------------------------------------
@@ -788,6 +849,10 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> dict:
+    import sys
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ['--memory-worker']:
+        return _memory_worker(*argv[1:3])
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
