@@ -748,11 +748,9 @@ def plot(records: Sequence[dict], path: str, title: Optional[str] = None):
         groups.setdefault((r['model'], r['batch_size'], r['mode']),
                           []).append(r)
     styles = dict(reversible='o-', plain='s--', checkpoint='^:')
-    log_x = False
     for (model, batch, mode), rows in groups.items():
         rows = sorted(rows, key=_x_value)
         xs = [_x_value(r) for r in rows]
-        log_x |= len(xs) > 1 and max(xs) / max(min(xs), 1) > 20
         label = mode if len(groups) <= len(styles) else \
             f'{mode}, {model}, batch {batch}'
         for ax, (key, _, scale) in zip(axes, panels):
@@ -763,9 +761,8 @@ def plot(records: Sequence[dict], path: str, title: Optional[str] = None):
     for ax, (_, ylabel, _) in zip(axes, panels):
         ax.set_xlabel('depth' if all(r['depth'] for r in records) else
                       'blocks')
-        ax.set_ylabel(ylabel)
-        if log_x:
-            ax.set_xscale('log')
+        ax.set_ylabel(ylabel)  # linear axes: linear growth looks linear
+        ax.set_xlim(left=0)
         ax.grid(True, alpha=0.3)
         ax.set_ylim(bottom=0)
     axes[0].legend()
