@@ -10,7 +10,8 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     # a checkpoint every epoch (the last 3 kept) and the best by top-1;
     # written to a temporary file and renamed, deleted only after a save
-    # succeeded (see mmrevode.engine.SafeCheckpointHook)
+    # succeeded, never with non-finite weights; loaded checkpoints must fit
+    # the model (see mmrevode.engine.SafeCheckpointHook)
     checkpoint=dict(
         type='SafeCheckpointHook',
         interval=1,
@@ -20,9 +21,14 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='VisualizationHook', enable=False),
 )
-# Seed the augmentations of every epoch from (seed, epoch), so a resumed run
-# matches an uninterrupted one (with num_workers=0, see EpochSeedHook).
-custom_hooks = [dict(type='EpochSeedHook')]
+custom_hooks = [
+    # Seed the augmentations of every epoch from (seed, epoch), so a resumed
+    # run matches an uninterrupted one (see EpochSeedHook).
+    dict(type='EpochSeedHook'),
+    # Stop at the first non-finite loss or gradient, before the step is
+    # applied (action='skip' skips such steps instead).
+    dict(type='DivergenceHook', action='stop'),
+]
 
 env_cfg = dict(
     cudnn_benchmark=False,

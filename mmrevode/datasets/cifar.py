@@ -3,10 +3,13 @@ import os.path as osp
 from typing import List, Optional
 
 import mmengine.dist as dist
+import numpy as np
+from mmengine.fileio import get, join_path
 from mmpretrain.datasets import CIFAR10, CIFAR100
 from mmpretrain.datasets.utils import check_md5, download_and_extract_archive
 from mmpretrain.registry import DATASETS
 
+from .safe_pickle import load_data_pickle
 from .utils import DatasetError, DatasetNotFoundError, missing_data_message
 
 
@@ -23,10 +26,31 @@ class _CheckedCIFARMixin:
     - never overwrites existing files. With ``verify_md5=True`` files that
       differ from the official release raise :class:`DatasetError`; with
       ``verify_md5=False`` any files in the CIFAR pickle format are read
-      (your own data, or data generated for tests).
+      (your own data, or data generated for tests);
+    - reads the pickles with a restricted unpickler that builds only dicts,
+      lists, strings, numbers and NumPy arrays (a crafted file cannot run
+      code), and checks their content: a truncated, corrupt or malformed
+      file raises :class:`DatasetError` naming it.
     """
     #: Printed name of the data set.
     display_name = 'CIFAR'
+    #: Number of classes of the release.
+    release_classes = 10
+
+    def __init__(self,
+                 data_root: str = '',
+                 split: str = 'train',
+                 metainfo: Optional[dict] = None,
+                 download: bool = True,
+                 verify_md5: bool = True,
+                 **kwargs):
+        self.verify_md5 = verify_md5
+        super().__init__(
+            data_root=data_root,
+            split=split,
+            metainfo=metainfo,
+            download=download,
+            **kwargs)
 
     def _split_files(self) -> List[list]:
         return self.train_list if self.split == 'train' else self.test_list
@@ -91,9 +115,60 @@ class _CheckedCIFARMixin:
             return super()._check_integrity()
         return self._files_ready
 
+    def _read_pickle(self, name: str) -> dict:
+        path = join_path(self.data_prefix['root'], self.base_folder, name)
+        entry = load_data_pickle(get(path), path)
+        if not isinstance(entry, dict):
+            raise DatasetError(f'{path} holds a {type(entry).__name__}, not '
+                               f'the dict of a {self.display_name} file.')
+        return entry
+
+    def _read_batch(self, name: str):
+        path = join_path(self.data_prefix['root'], self.base_folder, name)
+        entry = self._read_pickle(name)
+        data = entry.get('data')
+        labels = entry.get('labels', entry.get('fine_labels'))
+        if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or \
+                data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+            raise DatasetError(
+                f'{path}: `data` must be a uint8 array of shape (N, 3072), '
+                f'got {getattr(data, "dtype", type(data).__name__)} '
+                f'{getattr(data, "shape", "")}.')
+        num_classes = self.release_classes
+        if not isinstance(labels, list) or len(labels) != len(data) or \
+                not all(isinstance(v, int) and 0 <= v < num_classes
+                        for v in labels):
+            raise DatasetError(
+                f'{path}: needs a list of one label in [0, {num_classes - 1}] '
+                f'per image ({len(data)} images).')
+        return data, labels
+
+    def _load_meta(self):
+        meta = self._read_pickle(self.meta['filename'])
+        names = meta.get(self.meta['key'])
+        if not isinstance(names, list) or not all(
+                isinstance(n, str) for n in names):
+            raise DatasetError(
+                f'{self.meta["filename"]} of {self.display_name} needs a '
+                f'list of class names under {self.meta["key"]!r}.')
+        self._metainfo.setdefault('classes', tuple(names))
+
     def load_data_list(self):
+        """Read the images and labels of the split."""
         self._prepare_files()
-        return super().load_data_list()
+        if not self._files_ready:  # a remote backend: MMPretrain's reader
+            return super().load_data_list()
+        batches = [self._read_batch(name) for name, _ in self._split_files()]
+        images = np.vstack([data for data, _ in batches])
+        images = images.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        labels = [label for _, batch_labels in batches
+                  for label in batch_labels]
+        if self.CLASSES is None:
+            self._load_meta()
+        return [{
+            'img': img,
+            'gt_label': int(label)
+        } for img, label in zip(images, labels)]
 
 
 @DATASETS.register_module()
@@ -128,21 +203,6 @@ class CheckedCIFAR10(_CheckedCIFARMixin, CIFAR10):
     """
     display_name = 'CIFAR-10'
 
-    def __init__(self,
-                 data_root: str = '',
-                 split: str = 'train',
-                 metainfo: Optional[dict] = None,
-                 download: bool = True,
-                 verify_md5: bool = True,
-                 **kwargs):
-        self.verify_md5 = verify_md5
-        super().__init__(
-            data_root=data_root,
-            split=split,
-            metainfo=metainfo,
-            download=download,
-            **kwargs)
-
 
 @DATASETS.register_module()
 class CheckedCIFAR100(_CheckedCIFARMixin, CIFAR100):
@@ -163,18 +223,4 @@ class CheckedCIFAR100(_CheckedCIFARMixin, CIFAR100):
         **kwargs: Other arguments of :class:`mmpretrain.datasets.CIFAR100`.
     """
     display_name = 'CIFAR-100'
-
-    def __init__(self,
-                 data_root: str = '',
-                 split: str = 'train',
-                 metainfo: Optional[dict] = None,
-                 download: bool = True,
-                 verify_md5: bool = True,
-                 **kwargs):
-        self.verify_md5 = verify_md5
-        super().__init__(
-            data_root=data_root,
-            split=split,
-            metainfo=metainfo,
-            download=download,
-            **kwargs)
+    release_classes = 100

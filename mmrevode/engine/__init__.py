@@ -1,17 +1,27 @@
-"""Runner-side helpers: checkpoint loading and safe saving, CPU DDP set-up.
+"""Runner-side helpers: safe checkpoints, hooks, CPU DDP, the tools' launcher.
 
-Importing this package registers the local checkpoint loader (which works
-under torch >= 2.6), the ``'atomic_local'`` file backend and
-:class:`SafeCheckpointHook` and :class:`EpochSeedHook`.
+Importing this package registers the local checkpoint loader (weights only,
+with an allowlist), the ``'atomic_local'`` file backend, the hooks
+:class:`SafeCheckpointHook`, :class:`DivergenceHook` and
+:class:`EpochSeedHook`, and the data-loader ``worker_init_fn``
+``'seed_worker_by_epoch'``.
 """
-from .checkpoint import (AtomicLocalBackend, CheckpointError,
-                         CheckpointNotFoundError, CorruptCheckpointError,
-                         atomic_write, load_from_local)
+from .checkpoint import (CHECKPOINT_SAFE_GLOBALS, AtomicLocalBackend,
+                         CheckpointError, CheckpointNotFoundError,
+                         CorruptCheckpointError, UnsafeCheckpointError,
+                         atomic_write, find_resume_checkpoint,
+                         load_from_local, trust_checkpoints)
 from .dist import setup_distributed
-from .hooks import EpochSeedHook, SafeCheckpointHook
+from .hooks import (CheckpointMismatchError, DivergenceError, DivergenceHook,
+                    EpochSeedHook, SafeCheckpointHook, checkpoint_mismatches,
+                    seed_worker_by_epoch)
 
 __all__ = [
-    'AtomicLocalBackend', 'CheckpointError', 'CheckpointNotFoundError',
-    'CorruptCheckpointError', 'EpochSeedHook', 'SafeCheckpointHook',
-    'atomic_write', 'load_from_local', 'setup_distributed'
+    'AtomicLocalBackend', 'CHECKPOINT_SAFE_GLOBALS', 'CheckpointError',
+    'CheckpointMismatchError', 'CheckpointNotFoundError',
+    'CorruptCheckpointError', 'DivergenceError', 'DivergenceHook',
+    'EpochSeedHook', 'SafeCheckpointHook', 'UnsafeCheckpointError',
+    'atomic_write', 'checkpoint_mismatches', 'find_resume_checkpoint',
+    'load_from_local', 'seed_worker_by_epoch', 'setup_distributed',
+    'trust_checkpoints'
 ]

@@ -1,17 +1,119 @@
-"""Hooks: checkpoints whose failed saves cost nothing, per-epoch seeding."""
+"""Hooks: safe checkpoints, a stop at divergence, per-epoch seeding."""
+import glob
+import math
+import os
 import os.path as osp
 import random
+import re
 from collections import deque
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
-from mmengine.dist import is_main_process
+from mmengine.dist import get_rank, is_main_process
 from mmengine.fileio.io import _parse_uri_prefix
 from mmengine.hooks import CheckpointHook, Hook
-from mmengine.registry import HOOKS
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+from mmengine.optim import AmpOptimWrapper
+from mmengine.registry import FUNCTIONS, HOOKS
 
-from .checkpoint import atomic_write
+from .checkpoint import (CheckpointError, atomic_write,
+                         find_resume_checkpoint)
+
+
+class DivergenceError(RuntimeError):
+    """Training produced a non-finite loss, gradient or weight."""
+
+
+class CheckpointMismatchError(CheckpointError):
+    """A checkpoint's weights do not fit the model they are loaded into."""
+
+
+def first_non_finite(state_dict: Dict[str, torch.Tensor]) -> Optional[str]:
+    """The name of the first floating tensor with a NaN or infinity."""
+    for name, value in state_dict.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() \
+                and not bool(torch.isfinite(value).all()):
+            return name
+    return None
+
+
+def _newest_checkpoint(runner) -> str:
+    path = runner.message_hub.get_info('last_ckpt')
+    return (f'The newest checkpoint (finite weights) is {path}.'
+            if path else 'No checkpoint was saved before.')
+
+
+def _unwrap(model):
+    return model.module if is_model_wrapper(model) else model
+
+
+def _config_name(runner) -> str:
+    filename = getattr(runner.cfg, 'filename', None)
+    return f'the config {filename}' if filename else 'the config'
+
+
+def checkpoint_mismatches(model: torch.nn.Module,
+                          checkpoint: dict,
+                          limit: int = 5) -> List[str]:
+    """What keeps a checkpoint's weights from fitting ``model``.
+
+    Compares ``checkpoint['state_dict']`` (or the checkpoint itself), with
+    a ``module.`` prefix stripped as MMEngine does, against
+    ``model.state_dict()``.
+
+    Args:
+        model (nn.Module): The model to load into.
+        checkpoint (dict): The loaded checkpoint.
+        limit (int): How many keys to name per kind of mismatch.
+            Defaults to 5.
+
+    Returns:
+        list[str]: One phrase per kind of problem (no weights, missing,
+        unexpected or different-shape keys, non-finite values); empty if the
+        weights fit.
+    """
+    state = checkpoint.get('state_dict', checkpoint) \
+        if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict) or not any(
+            isinstance(v, torch.Tensor) for v in state.values()):
+        return ['it holds no weights']
+    state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+    expected = model.state_dict()
+    problems = []
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [
+        f'{k} {tuple(state[k].shape)} vs {tuple(v.shape)} in the model'
+        for k, v in expected.items() if k in state and isinstance(
+            state[k], torch.Tensor) and state[k].shape != v.shape
+    ]
+    for label, keys in (('missing keys', missing),
+                        ('unexpected keys', unexpected),
+                        ('different shapes', shapes)):
+        if keys:
+            problems.append(f'{len(keys)} {label} ({_listing(keys, limit)})')
+    bad = first_non_finite(state)
+    if bad is not None:
+        problems.append(f'non-finite values in {bad} (a diverged run)')
+    return problems
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _listing(items: List[str], limit: int = 5) -> str:
+    shown = ', '.join(items[:limit])
+    return shown + (f' and {len(items) - limit} more'
+                    if len(items) > limit else '')
 
 
 class _DeferredRemovals:
@@ -48,9 +150,27 @@ class SafeCheckpointHook(CheckpointHook):
       ``backend_args`` / ``file_client_args`` are given;
     - deletes outdated and previous-best checkpoints only after the new one
       is safely written; when a save fails, nothing is deleted, the run
-      state is not advanced, and the error propagates.
+      state is not advanced, and the error propagates;
+    - never saves weights that are not finite: it raises
+      :class:`DivergenceError` instead, so every kept checkpoint (the
+      ``best_*`` one too) holds finite weights;
+    - writes ``last_checkpoint`` relative to the work directory and, for
+      ``resume=True`` without a path, resumes from the work directory's own
+      file (:func:`find_resume_checkpoint`), so a moved work directory
+      resumes from its own checkpoints; outdated or best checkpoints that
+      lie outside the output folder (recorded before a move) are never
+      deleted;
+    - removes the temporary files of saves that a killed process left;
+    - checks every checkpoint loaded by ``load_from`` or ``resume`` (and so
+      by ``tools/test.py``): weights that do not fit the model (missing,
+      unexpected or different-shape keys, or no weights at all) or are not
+      finite raise :class:`CheckpointMismatchError`, unless
+      ``strict_load=False``.
 
     Args:
+        strict_load (bool): Refuse checkpoints whose weights do not fit the
+            model. False loads what fits and logs the rest, as MMEngine
+            does. Defaults to True.
         **kwargs: The arguments of :class:`mmengine.hooks.CheckpointHook`
             (``interval``, ``max_keep_ckpts``, ``save_best``, ``rule``,
             ``out_dir``, ``backend_args``, ...).
@@ -62,13 +182,68 @@ class SafeCheckpointHook(CheckpointHook):
         ...                     rule='greater'))
     """
 
+    def __init__(self, *args, strict_load: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.strict_load = strict_load
+
+    def before_run(self, runner) -> None:
+        # resume=True without a path: MMEngine would read last_checkpoint as
+        # a path relative to the current directory.
+        if getattr(runner, '_resume', False) and \
+                getattr(runner, '_load_from', None) is None:
+            runner._load_from = find_resume_checkpoint(runner.work_dir)
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        if not self.strict_load:
+            return
+        model = _unwrap(runner.model)
+        problems = checkpoint_mismatches(model, checkpoint)
+        if problems:
+            path = getattr(runner, '_load_from', None) or ''
+            raise CheckpointMismatchError(
+                f'The checkpoint {path} does not fit the model of '
+                f'{_config_name(runner)}: ' + '; '.join(problems) +
+                '. Check that config and checkpoint belong together; to '
+                'load the weights that fit on purpose, pass --partial-load '
+                '(or set default_hooks.checkpoint.strict_load=False).')
+
     def before_train(self, runner) -> None:
         out_dir = self.out_dir if self.out_dir is not None \
             else runner.work_dir
+        local = _parse_uri_prefix(str(out_dir)) == ''
         if (self.backend_args is None and self.file_client_args is None
-                and _parse_uri_prefix(str(out_dir)) == ''):
+                and local):
             self.backend_args = dict(backend='atomic_local')
         super().before_train(runner)
+        if local and is_main_process():
+            self._remove_stale_temporaries()
+        # paths recorded in a work directory that has since been moved
+        self.last_ckpt = self._in_out_dir(getattr(self, 'last_ckpt', None))
+        if getattr(self, 'best_ckpt_path', None):
+            self.best_ckpt_path = self._in_out_dir(self.best_ckpt_path)
+        for key, path in getattr(self, 'best_ckpt_path_dict', {}).items():
+            self.best_ckpt_path_dict[key] = self._in_out_dir(path)
+
+    def _in_out_dir(self, path: Optional[str]) -> Optional[str]:
+        if not path or osp.dirname(path) == self.out_dir:
+            return path
+        return self.file_backend.join_path(self.out_dir, osp.basename(path))
+
+    def _remove_stale_temporaries(self) -> None:
+        """Remove what saves of killed processes left (``.NAME.PID.tmp``)."""
+        for path in glob.glob(osp.join(self.out_dir, '.*.tmp')):
+            found = re.fullmatch(r'\..+\.(\d+)\.tmp', osp.basename(path))
+            if found and not _pid_alive(int(found.group(1))):
+                os.remove(path)
+
+    def _check_finite(self, runner) -> None:
+        model = _unwrap(runner.model)
+        bad = first_non_finite(model.state_dict())
+        if bad is not None:
+            raise DivergenceError(
+                f'Not saving a checkpoint at epoch {runner.epoch + 1}, '
+                f'iteration {runner.iter + 1}: the weight {bad} is not '
+                f'finite (training diverged). {_newest_checkpoint(runner)}')
 
     def _remove_path(self, path: str) -> None:
         if self.file_backend.isfile(path):
@@ -78,6 +253,7 @@ class SafeCheckpointHook(CheckpointHook):
             self.file_backend.rmtree(path)
 
     def _save_checkpoint_with_step(self, runner, step, meta):
+        self._check_finite(runner)
         hub = runner.message_hub
         old_info = {
             key: hub.runtime_info[key]
@@ -129,8 +305,13 @@ class SafeCheckpointHook(CheckpointHook):
         if not is_main_process():
             return
         # The work directory is local (MMEngine writes this file with open).
-        atomic_write(self.last_ckpt, osp.join(runner.work_dir,
-                                              'last_checkpoint'))
+        # A checkpoint inside it is named relative to it.
+        pointer = self.last_ckpt
+        if _parse_uri_prefix(str(pointer)) == '':
+            relative = osp.relpath(pointer, runner.work_dir)
+            if not relative.startswith(os.pardir):
+                pointer = relative
+        atomic_write(pointer, osp.join(runner.work_dir, 'last_checkpoint'))
         for old_step in dropped:
             path = self.file_backend.join_path(
                 self.out_dir, self.filename_tmpl.format(old_step))
@@ -138,6 +319,9 @@ class SafeCheckpointHook(CheckpointHook):
                 self._remove_path(path)
 
     def _save_best_checkpoint(self, runner, metrics) -> None:
+        if self.save_best is None:
+            return
+        self._check_finite(runner)
         backend = self.file_backend
         deferred = _DeferredRemovals(backend)
         self.file_backend = deferred
@@ -150,8 +334,138 @@ class SafeCheckpointHook(CheckpointHook):
         current = {self.last_ckpt, getattr(self, 'best_ckpt_path', None)}
         current.update(getattr(self, 'best_ckpt_path_dict', {}).values())
         for path in deferred.pending:
-            if path not in current:
+            # never a file outside the output folder (one recorded before
+            # the work directory was moved)
+            if path not in current and \
+                    osp.dirname(path) == self.out_dir:
                 self._remove_path(path)
+
+
+@HOOKS.register_module()
+class DivergenceHook(Hook):
+    """Stop training, or skip the step, at a non-finite loss or gradient.
+
+    Before every optimizer step the gradients' total norm is checked; a
+    non-finite norm (a NaN or infinite loss gives one) means the step is not
+    applied, so the weights stay finite. After the iteration, with
+    ``action='stop'``, :class:`DivergenceError` ends the run with the
+    iteration, the loss, the gradient norm and the newest checkpoint (whose
+    weights are finite: :class:`SafeCheckpointHook` saves no others);
+    ``tools/train.py`` prints it and exits with status 1. With
+    ``action='skip'`` the step is skipped with a warning and training goes
+    on; more than ``max_skips`` skips in a row stop the run all the same.
+
+    With ``AmpOptimWrapper`` the gradients are not checked (its loss scaler
+    skips steps with infinite gradients by design); the loss still is.
+
+    Args:
+        action (str): ``'stop'`` or ``'skip'``. Defaults to ``'stop'``.
+        max_skips (int): With ``action='skip'``, the most steps in a row
+            that may be skipped. Defaults to 10.
+
+    Example:
+        >>> custom_hooks = [dict(type='DivergenceHook', action='stop')]
+    """
+    # before the logger and checkpoint hooks see the iteration
+    priority = 'ABOVE_NORMAL'
+    ACTIONS = ('stop', 'skip')
+
+    def __init__(self, action: str = 'stop', max_skips: int = 10):
+        if action not in self.ACTIONS:
+            raise ValueError(f'DivergenceHook: action must be one of '
+                             f'{self.ACTIONS}, got {action!r}.')
+        if not isinstance(max_skips, int) or max_skips < 0:
+            raise ValueError('DivergenceHook: max_skips must be an int >= 0, '
+                             f'got {max_skips!r}.')
+        self.action = action
+        self.max_skips = max_skips
+        self._grad_norm: Optional[float] = None
+        self._skips = 0
+
+    def before_train(self, runner) -> None:
+        wrappers = runner.optim_wrapper
+        wrappers = wrappers.values() if hasattr(wrappers, 'values') \
+            else [wrappers]
+        for wrapper in wrappers:
+            if not isinstance(wrapper, AmpOptimWrapper):
+                self._guard(wrapper)
+
+    def _guard(self, wrapper) -> None:
+        """Make ``wrapper.step`` skip steps with a non-finite gradient."""
+        step = wrapper.step
+
+        def checked_step(**kwargs):
+            grads = [
+                p.grad for group in wrapper.optimizer.param_groups
+                for p in group['params'] if p.grad is not None
+            ]
+            if grads:
+                norm = float(torch.nn.utils.get_total_norm(grads))
+                if not math.isfinite(norm):
+                    self._grad_norm = norm
+                    return
+            step(**kwargs)
+
+        wrapper.step = checked_step
+
+    def after_train_iter(self,
+                         runner,
+                         batch_idx: int,
+                         data_batch=None,
+                         outputs: Optional[dict] = None) -> None:
+        loss = (outputs or {}).get('loss')
+        if isinstance(loss, torch.Tensor):
+            loss = loss.detach().item()
+        loss = float(loss) if loss is not None else None
+        grad_norm, self._grad_norm = self._grad_norm, None
+        if grad_norm is None and (loss is None or math.isfinite(loss)):
+            self._skips = 0
+            return
+        where = f'iteration {runner.iter + 1} (epoch {runner.epoch + 1})'
+        values = f'loss = {loss}' + (f', gradient norm = {grad_norm}'
+                                     if grad_norm is not None else '')
+        applied = ('the step was not applied' if grad_norm is not None else
+                   'the step was applied')
+        self._skips += 1
+        if self.action == 'skip' and self._skips <= self.max_skips:
+            print_log(f'Skipped the step of {where}: {values}.',
+                      logger='current', level=30)
+            return
+        reason = (f'{self._skips} steps in a row had to be skipped'
+                  if self.action == 'skip' else 'training diverged')
+        raise DivergenceError(
+            f'Stopped at {where}: {values} ({reason}; {applied}). '
+            f'{_newest_checkpoint(runner)} Resume from it with a lower '
+            'learning rate (--resume PATH --cfg-options '
+            'optim_wrapper.optimizer.lr=...), or skip such steps with '
+            "custom_hooks=[dict(type='DivergenceHook', action='skip')].")
+
+
+@FUNCTIONS.register_module()
+def seed_worker_by_epoch(worker_id: int) -> None:
+    """Seed a data-loader worker from (seed, epoch, worker, rank).
+
+    The ``worker_init_fn`` of the configs' data loaders, in place of
+    MMEngine's, which seeds every worker with ``seed + worker_id`` (plus the
+    rank) whatever the epoch. Torch has already seeded the worker with
+    ``base_seed + worker_id``, where ``base_seed`` is drawn from the main
+    process's generator when the epoch's iterator starts; with
+    :class:`EpochSeedHook` that generator is seeded from (seed, epoch). This
+    function seeds Python's, NumPy's and torch's generators of the worker
+    from that and the rank, so the augmentations a worker draws are a
+    function of (seed, epoch, worker, rank), the same in a resumed run.
+    Needs ``persistent_workers=False`` (persistent workers keep their state
+    across epochs).
+
+    Args:
+        worker_id (int): The worker's index (unused: part of torch's seed).
+    """
+    state = np.random.SeedSequence([torch.initial_seed(),
+                                    get_rank()]).generate_state(2)
+    seed = int(state[0]) << 32 | int(state[1])
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
 
 @HOOKS.register_module()
@@ -165,9 +479,11 @@ class EpochSeedHook(Hook):
     is stopped and resumed (``--resume``) draws the same crops and flips as
     an uninterrupted one, and ends with the same weights.
 
-    This covers augmentations that run in the main process
-    (``num_workers=0``). Data-loader workers are seeded by MMEngine when they
-    start (see ``mmengine.dataset.worker_init_fn``), not per epoch.
+    Data-loader workers draw their seeds from the generator seeded here
+    when the epoch's iterator starts; with ``worker_init_fn=dict(
+    type='seed_worker_by_epoch')`` and ``persistent_workers=False`` (as in the
+    configs) their augmentations depend only on (seed, epoch, worker, rank)
+    too.
 
     Example:
         >>> custom_hooks = [dict(type='EpochSeedHook')]

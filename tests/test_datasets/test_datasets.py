@@ -195,3 +195,56 @@ def test_cifar100_generated_data(tmp_path, rng):
     assert len(dataset) == 200
     assert dataset.get_data_info(157)['gt_label'] == 57
     assert len(dataset.CLASSES) == 100
+
+
+class _WritesFile:
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, 'w'))
+
+
+@pytest.mark.parametrize('damage', ['crafted', 'truncated', 'garbage',
+                                    'bad labels', 'bad data'])
+def test_cifar_bad_file_is_one_error_naming_it(tmp_path, rng, damage):
+    write_cifar10(
+        str(tmp_path), _images(rng, 20, 32), np.arange(20) % 10,
+        _images(rng, 10, 32), np.arange(10))
+    path = tmp_path / 'cifar-10-batches-py' / 'data_batch_2'
+    marker = tmp_path / 'marker'
+    entry = dict(data=np.zeros((4, 3072), np.uint8), labels=[0, 1, 2, 3])
+    if damage == 'crafted':
+        entry['labels'] = _WritesFile(marker)
+    elif damage == 'bad labels':
+        entry['labels'] = [0, 1, 2, 10]
+    elif damage == 'bad data':
+        entry['data'] = np.zeros((4, 3072), np.float32)
+    with open(path, 'wb') as f:
+        pickle.dump(entry, f)
+    if damage == 'truncated':
+        path.write_bytes(path.read_bytes()[:300])
+    elif damage == 'garbage':
+        path.write_bytes(b'\x00garbage' * 20)
+    with pytest.raises(DatasetError) as info:
+        CheckedCIFAR10(data_root=str(tmp_path), verify_md5=False)
+    assert str(path) in str(info.value)
+    assert not marker.exists()
+    if damage == 'crafted':
+        assert 'io.open' in str(info.value)
+
+
+def test_restricted_unpickler_admits_the_release_format():
+    from mmrevode.datasets.safe_pickle import load_data_pickle
+    entry = dict(batch_label='b', data=np.arange(6, dtype=np.uint8)
+                 .reshape(2, 3), labels=[1, 2], filenames=['a', 'b'],
+                 raw=b'bytes')
+    for protocol in (2, pickle.HIGHEST_PROTOCOL):
+        loaded = load_data_pickle(pickle.dumps(entry, protocol), 'x')
+        np.testing.assert_array_equal(loaded['data'], entry['data'])
+        assert loaded['labels'] == [1, 2] and loaded['raw'] == b'bytes'
+    with pytest.raises(DatasetError, match='refused the global posix.system'
+                       '|refused the global os.system'):
+        load_data_pickle(
+            b'cposix\nsystem\n(S"true"\ntR.', 'crafted')

@@ -8,9 +8,22 @@ from mmengine.logging import HistoryBuffer
 from mmengine.runner import CheckpointLoader, load_checkpoint
 
 import mmrevode  # noqa: F401
-from mmrevode.engine import (AtomicLocalBackend, CheckpointNotFoundError,
-                             CorruptCheckpointError, atomic_write,
-                             load_from_local)
+from mmrevode.engine import (CHECKPOINT_SAFE_GLOBALS, AtomicLocalBackend,
+                             CheckpointNotFoundError, CorruptCheckpointError,
+                             UnsafeCheckpointError, atomic_write,
+                             find_resume_checkpoint, load_from_local,
+                             trust_checkpoints)
+
+
+class _WritesFile:
+    """Unpickling this object creates a file: what a crafted file could do
+    instead."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, 'w'))
 
 
 def _mmengine_like_checkpoint(path):
@@ -43,6 +56,110 @@ def test_loads_mmengine_checkpoints(tmp_path):
     other = torch.nn.Linear(3, 2)
     load_checkpoint(other, path, map_location='cpu')
     assert torch.equal(other.weight, model.weight)
+
+
+def test_crafted_checkpoint_is_refused(tmp_path):
+    path = str(tmp_path / 'crafted.pth')
+    marker = tmp_path / 'marker'
+    torch.save(dict(state_dict={}, meta=dict(x=_WritesFile(marker))), path)
+    with pytest.raises(UnsafeCheckpointError) as info:
+        CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    assert not marker.exists()
+    message = str(info.value)
+    assert path in message and '`io.open`' in message
+    assert '--trust-checkpoint' in message
+    # mmengine's load_checkpoint (Pretrained init) goes the same way
+    with pytest.raises(UnsafeCheckpointError):
+        load_checkpoint(torch.nn.Linear(3, 2), path, map_location='cpu')
+    assert not marker.exists()
+
+    trust_checkpoints()
+    try:
+        load_from_local(path)
+    finally:
+        trust_checkpoints(False)
+    assert marker.exists()
+
+
+def test_getattr_stand_in_hands_out_only_statistics_methods(tmp_path):
+    import pickle
+
+    from mmrevode.engine.checkpoint import _statistic_method
+    assert _statistic_method(HistoryBuffer, 'mean') is HistoryBuffer.mean
+    for owner, name in ((HistoryBuffer, '__init__'), (os, 'system'),
+                        (HistoryBuffer, 'mean.__globals__')):
+        with pytest.raises(pickle.UnpicklingError, match='refused getattr'):
+            _statistic_method(owner, name)
+
+
+def test_import_weakens_no_other_loading(tmp_path):
+    """The allowlist applies inside the loader only: torch.load elsewhere
+    keeps torch's own defaults."""
+    path = str(tmp_path / 'epoch_1.pth')
+    _mmengine_like_checkpoint(path)
+    before = set(map(repr, torch.serialization.get_safe_globals()))
+    load_from_local(path)
+    assert set(map(repr, torch.serialization.get_safe_globals())) == before
+    assert repr(HistoryBuffer) not in before
+    with pytest.raises(Exception, match='HistoryBuffer|weights_only'):
+        torch.load(path)
+
+
+def test_real_runner_checkpoints_need_only_the_allowlist(tmp_path):
+    """What MMEngine's Runner saves (optimizer, schedulers, message hub)."""
+    from mmengine.runner import Runner
+    from torch.utils.data import TensorDataset
+
+    from mmengine.model import BaseModel
+
+    class Toy(BaseModel):
+
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(2, 1)
+
+        def forward(self, x, y, mode='loss'):
+            return dict(loss=((self.linear(x) - y)**2).mean())
+
+    data = TensorDataset(torch.randn(8, 2), torch.randn(8, 1))
+    runner = Runner(
+        model=Toy(),
+        work_dir=str(tmp_path),
+        train_dataloader=dict(
+            dataset=data,
+            batch_size=4,
+            sampler=dict(type='DefaultSampler', shuffle=True),
+            collate_fn=dict(type='default_collate')),
+        train_cfg=dict(by_epoch=True, max_epochs=1),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1,
+                                          momentum=0.9)),
+        param_scheduler=dict(type='MultiStepLR', milestones=[1]),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook',
+                                           interval=1)),
+        experiment_name='allowlist')
+    runner.train()
+    path = str(tmp_path / 'epoch_1.pth')
+    needed = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    names = {
+        g[1] if isinstance(g, tuple) else f'{g.__module__}.{g.__qualname__}'
+        for g in CHECKPOINT_SAFE_GLOBALS
+    }
+    assert needed and set(needed) <= names, set(needed) - names
+    checkpoint = load_from_local(path)
+    assert {'optimizer', 'param_schedulers', 'message_hub'} <= set(checkpoint)
+
+
+def test_find_resume_checkpoint(tmp_path):
+    assert find_resume_checkpoint(str(tmp_path)) is None
+    (tmp_path / 'last_checkpoint').write_text('epoch_3.pth')
+    assert find_resume_checkpoint(str(tmp_path)) == str(
+        tmp_path / 'epoch_3.pth')
+    # an absolute pointer into another folder (a moved work dir)
+    (tmp_path / 'last_checkpoint').write_text('/elsewhere/epoch_3.pth')
+    assert find_resume_checkpoint(str(tmp_path)) == '/elsewhere/epoch_3.pth'
+    (tmp_path / 'epoch_3.pth').write_bytes(b'')
+    assert find_resume_checkpoint(str(tmp_path)) == str(
+        tmp_path / 'epoch_3.pth')
 
 
 def test_missing_checkpoint(tmp_path):

@@ -1,6 +1,8 @@
-"""SafeCheckpointHook: a failed save keeps every earlier checkpoint.
+"""SafeCheckpointHook (a failed save keeps every earlier checkpoint, no
+non-finite weights are saved, loaded weights must fit) and DivergenceHook.
 
-EpochSeedHook is covered end to end by the resume test in test_tools.
+EpochSeedHook and seed_worker_by_epoch are covered end to end by the resume
+test in test_tools.
 """
 import os
 import os.path as osp
@@ -14,7 +16,9 @@ from mmengine.runner import Runner
 
 import mmrevode  # noqa: F401
 from mmrevode.datasets import write_cifar10
-from mmrevode.engine import SafeCheckpointHook, load_from_local
+from mmrevode.engine import (CheckpointMismatchError, DivergenceError,
+                             DivergenceHook, SafeCheckpointHook,
+                             checkpoint_mismatches, load_from_local)
 
 
 class _FailSaves:
@@ -61,7 +65,8 @@ def data_root(tmp_path_factory):
     return root
 
 
-def _runner(work_dir, data_root, max_epochs, fail_from=None):
+def _runner(work_dir, data_root, max_epochs, fail_from=None, hooks=(),
+            **kwargs):
     dataset = dict(
         type='CheckedCIFAR10',
         data_root=data_root,
@@ -72,7 +77,7 @@ def _runner(work_dir, data_root, max_epochs, fail_from=None):
         num_workers=0,
         dataset=dataset,
         sampler=dict(type='DefaultSampler', shuffle=False))
-    custom_hooks = []
+    custom_hooks = list(hooks)
     if fail_from is not None:
         custom_hooks.append(dict(type='_FailFromEpoch', epoch=fail_from))
     return Runner(
@@ -92,18 +97,21 @@ def _runner(work_dir, data_root, max_epochs, fail_from=None):
         train_cfg=dict(by_epoch=True, max_epochs=max_epochs, val_interval=1),
         val_cfg=dict(),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
-        default_hooks=dict(
-            logger=dict(type='LoggerHook', interval=100),
-            checkpoint=dict(
-                type='SafeCheckpointHook',
-                interval=1,
-                max_keep_ckpts=1,
-                save_best='accuracy/top1',
-                rule='greater')),
+        default_hooks=kwargs.pop(
+            'default_hooks',
+            dict(
+                logger=dict(type='LoggerHook', interval=100),
+                checkpoint=dict(
+                    type='SafeCheckpointHook',
+                    interval=1,
+                    max_keep_ckpts=1,
+                    save_best='accuracy/top1',
+                    rule='greater'))),
         custom_hooks=custom_hooks,
         default_scope='mmpretrain',
         randomness=dict(seed=0),
-        experiment_name=f'safe_ckpt_{osp.basename(work_dir)}')
+        experiment_name=f'safe_ckpt_{osp.basename(work_dir)}',
+        **kwargs)
 
 
 def _checkpoint_hook(runner):
@@ -121,7 +129,7 @@ def test_keeps_max_keep_ckpts_and_writes_pointer(tmp_path, data_root):
     assert len([f for f in files if f.startswith('best_')]) == 1
     assert not [f for f in os.listdir(tmp_path) if f.endswith('.tmp')]
     with open(tmp_path / 'last_checkpoint') as f:
-        assert f.read() == str(tmp_path / 'epoch_3.pth')
+        assert f.read() == 'epoch_3.pth'
     checkpoint = load_from_local(str(tmp_path / 'epoch_3.pth'))
     assert checkpoint['message_hub']['runtime_info']['keep_ckpt_ids'] == [3]
 
@@ -137,7 +145,7 @@ def test_failed_save_keeps_the_earlier_checkpoint(tmp_path, data_root,
     assert 'epoch_2.pth' not in files
     assert not [f for f in files if f.endswith('.tmp')]
     with open(tmp_path / 'last_checkpoint') as f:
-        assert f.read() == str(tmp_path / 'epoch_1.pth')
+        assert f.read() == 'epoch_1.pth'
     checkpoint = load_from_local(str(tmp_path / 'epoch_1.pth'))
     assert checkpoint['meta']['epoch'] == 1
     hook = _checkpoint_hook(runner)
@@ -170,3 +178,141 @@ def test_failed_best_save_keeps_the_previous_best(tmp_path, data_root,
     state = load_from_local(hook.best_ckpt_path)['state_dict']
     assert all(torch.equal(v, runner.model.state_dict()[k])
                for k, v in state.items())
+
+
+class _PoisonLoss(Hook):
+    """Makes the loss of the given iterations NaN (through the gradients:
+    the head's weights get a NaN gradient hook for that step)."""
+    priority = 'VERY_HIGH'
+
+    def __init__(self, iters):
+        self.iters = set(iters)
+        self.handle = None
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if runner.iter in self.iters:
+            weight = runner.model.head.fc.weight
+            self.handle = weight.register_hook(
+                lambda grad: grad * float('nan'))
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        if self.handle is not None:
+            self.handle.remove()
+            self.handle = None
+
+
+def _weights(runner):
+    return {k: v.detach().clone() for k, v in
+            runner.model.named_parameters()}
+
+
+def test_divergence_stop_leaves_the_weights_finite(tmp_path, data_root):
+    runner = _runner(
+        str(tmp_path), data_root, max_epochs=2,
+        hooks=[DivergenceHook(), _PoisonLoss([2])])
+    with pytest.raises(DivergenceError) as info:
+        runner.train()
+    message = str(info.value)
+    assert 'Stopped at iteration 3 (epoch 2)' in message
+    assert 'gradient norm = nan' in message
+    assert 'the step was not applied' in message
+    assert f'{tmp_path / "epoch_1.pth"}' in message
+    assert all(torch.isfinite(v).all() for v in runner.model.state_dict()
+               .values() if v.is_floating_point())
+
+
+def test_divergence_skip_skips_only_that_step(tmp_path, data_root):
+    poison = _PoisonLoss([1])
+    runner = _runner(
+        str(tmp_path), data_root, max_epochs=1,
+        hooks=[DivergenceHook(action='skip'), poison],
+        default_hooks=dict(checkpoint=dict(type='SafeCheckpointHook',
+                                           interval=1)))
+    seen = {}
+
+    class Record(Hook):
+        priority = 'LOWEST'
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None,
+                             outputs=None):
+            seen[runner.iter] = _weights(runner)
+
+        def before_train_iter(self, runner, batch_idx, data_batch=None):
+            seen[f'before {runner.iter}'] = _weights(runner)
+
+    runner.register_hook(Record())
+    runner.train()
+    # the poisoned step changed no weight; the others trained
+    before, after = seen['before 1'], seen[1]
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not torch.equal(seen['before 0']['head.fc.weight'],
+                           seen[0]['head.fc.weight'])
+
+
+def test_too_many_skips_stop(tmp_path, data_root):
+    runner = _runner(
+        str(tmp_path), data_root, max_epochs=1,
+        hooks=[DivergenceHook(action='skip', max_skips=1),
+               _PoisonLoss([0, 1])])
+    with pytest.raises(DivergenceError, match='2 steps in a row'):
+        runner.train()
+
+
+def test_divergence_hook_arguments():
+    with pytest.raises(ValueError, match="action must be one of"):
+        DivergenceHook(action='ignore')
+    with pytest.raises(ValueError, match='max_skips'):
+        DivergenceHook(max_skips=-1)
+
+
+def test_non_finite_weights_are_never_saved(tmp_path, data_root):
+    runner = _runner(str(tmp_path), data_root, max_epochs=1)
+    runner.train()
+    hook = _checkpoint_hook(runner)
+    with torch.no_grad():
+        runner.model.head.fc.weight[0, 0] = float('inf')
+    runner.train_loop._epoch = 1
+    with pytest.raises(DivergenceError, match='head.fc.weight is not finite'):
+        hook._save_checkpoint(runner)
+    with pytest.raises(DivergenceError, match='epoch_1.pth'):
+        hook._save_best_checkpoint(runner, {'accuracy/top1': 1000.0})
+    assert not osp.exists(tmp_path / 'epoch_2.pth')
+
+
+def test_checkpoint_mismatches():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    good = dict(state_dict={f'module.{k}': v
+                            for k, v in model.state_dict().items()})
+    assert checkpoint_mismatches(model, good) == []
+    assert checkpoint_mismatches(model, dict(state_dict={})) == \
+        ['it holds no weights']
+    bad = dict(model.state_dict())
+    bad.pop('0.bias')
+    bad['extra'] = torch.zeros(1)
+    bad['0.weight'] = torch.zeros(4, 3)
+    bad['1.weight'] = torch.full((2, ), float('nan'))
+    problems = checkpoint_mismatches(model, dict(state_dict=bad))
+    assert problems == [
+        '1 missing keys (0.bias)', '1 unexpected keys (extra)',
+        '1 different shapes (0.weight (4, 3) vs (2, 3) in the model)',
+        'non-finite values in 1.weight (a diverged run)'
+    ]
+
+
+def test_load_from_must_fit(tmp_path, data_root):
+    runner = _runner(str(tmp_path / 'a'), data_root, max_epochs=1)
+    runner.train()
+    other = torch.nn.Linear(2, 2)
+    path = str(tmp_path / 'other.pth')
+    torch.save(dict(state_dict=other.state_dict(), meta={}), path)
+    runner = _runner(str(tmp_path / 'b'), data_root, max_epochs=1,
+                     load_from=path)
+    with pytest.raises(CheckpointMismatchError,
+                       match=f'The checkpoint {path} does not fit'):
+        runner.train()
+    runner = _runner(
+        str(tmp_path / 'c'), data_root, max_epochs=1, load_from=path,
+        default_hooks=dict(checkpoint=dict(
+            type='SafeCheckpointHook', strict_load=False)))
+    runner.train()  # loads what fits (nothing), as MMEngine does

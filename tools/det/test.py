@@ -1,10 +1,11 @@
 """Test (and evaluate) a detector; MMDetection's tools/test.py.
 
-The same arguments and behaviour as ``tools/test.py`` of MMDetection 3.3
-(which pip does not install), plus ``import mmrevode``: that registers the
-reversible backbones and the checkpoint loader needed to read MMEngine
-checkpoints under torch >= 2.6. Checkpoints are pickles: load them from
-trusted sources only.
+The arguments of MMDetection 3.3's ``tools/test.py`` (which pip does not
+install) with the behaviour of this repository's ``tools/test.py``: a
+checkpoint whose weights do not fit the model is refused (``--partial-load``
+to load what fits), checkpoints load without running code
+(``--trust-checkpoint`` for files you trust that need more), and mistakes a
+user can fix end with one message and exit status 1.
 
 Example::
 
@@ -14,30 +15,31 @@ Example::
         --out results.pkl
 """
 import argparse
-import os
 import os.path as osp
+import sys
 import warnings
 from copy import deepcopy
 
-from mmengine.config import Config, ConfigDict, DictAction
-from mmengine.registry import RUNNERS, init_default_scope
-from mmengine.runner import Runner
+try:
+    import mmrevode  # noqa: F401
+except ImportError:  # run from a source checkout that is not installed
+    sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
+        osp.abspath(__file__)))))
+    import mmrevode  # noqa: F401
 
 from mmdet.engine.hooks.utils import trigger_visualization_hook
 from mmdet.evaluation import DumpDetResults
 from mmdet.utils import setup_cache_size_limit_of_dynamo
+from mmengine.config import ConfigDict
 
-import mmrevode  # noqa: F401  (backbones, checkpoint loader)
+from mmrevode.engine import launcher
 
 
-def parse_args():
+def build_parser():
     parser = argparse.ArgumentParser(
         description='MMDet test (and eval) a model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument(
-        '--work-dir',
-        help='the directory to save the file containing evaluation metrics')
     parser.add_argument(
         '--out',
         type=str,
@@ -51,49 +53,14 @@ def parse_args():
         'to the work_dir/timestamp/show_dir')
     parser.add_argument(
         '--wait-time', type=float, default=2, help='the interval of show (s)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override some settings in the used config, the key-value pair '
-        'in xxx=yyy format will be merged into config file. If the value to '
-        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
-        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
-        'Note that the quotation marks are necessary and that no white space '
-        'is allowed.')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
     parser.add_argument('--tta', action='store_true')
-    # torch.distributed.launch passes `--local-rank` (torch >= 2.0).
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    launcher.add_common_arguments(parser)
+    return parser
 
 
-def main():
-    args = parse_args()
-
-    # Reduce the number of repeated compilations.
-    setup_cache_size_limit_of_dynamo()
-
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-
-    # work_dir: CLI > config > ./work_dirs/<config name>
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
-
+def merge_args(cfg, args):
+    """Merge the command-line arguments into the config."""
+    launcher.configure(cfg, args, default_scope='mmdet')
     cfg.load_from = args.checkpoint
 
     if args.show or args.show_dir:
@@ -132,21 +99,28 @@ def main():
             cfg.tta_pipeline[-1] = flip_tta
         cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    return cfg
 
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
 
-    # add the `DumpResults` dummy metric
-    if args.out is not None:
-        assert args.out.endswith(('.pkl', '.pickle')), \
-            'The dump file must be a pkl file.'
-        runner.test_evaluator.metrics.append(
-            DumpDetResults(out_file_path=args.out))
+def main(argv=None):
+    args = launcher.parse_args(build_parser(), argv)
+    # fewer recompilations with compile=True
+    setup_cache_size_limit_of_dynamo()
 
-    runner.test()
+    def test():
+        cfg = merge_args(launcher.load_config(args.config), args)
+        runner = launcher.build_runner(cfg)
+        if args.out is not None:
+            if not args.out.endswith(('.pkl', '.pickle')):
+                raise launcher.LaunchError(
+                    f'--out {args.out}: the predictions are written as a '
+                    'pickle (.pkl or .pickle).')
+            runner.test_evaluator.metrics.append(
+                DumpDetResults(out_file_path=args.out))
+        runner.test()
+
+    return launcher.run_cli(test)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -1,12 +1,11 @@
 """Train a detector with MMDetection's runner; MMDetection's tools/train.py.
 
-The same arguments and behaviour as ``tools/train.py`` of MMDetection 3.3
-(which pip does not install), plus ``import mmrevode``: that registers the
-reversible backbones (``type='mmpretrain.HamiltonianNet'`` and the others) and
-the checkpoint loader needed to read MMEngine checkpoints under
-torch >= 2.6, which ``init_cfg=dict(type='Pretrained', ...)``, ``load_from``
-and ``--resume`` rely on. Checkpoints are pickles: load them from trusted
-sources only.
+The arguments of MMDetection 3.3's ``tools/train.py`` (which pip does not
+install) with the behaviour of this repository's ``tools/train.py``: CPU DDP
+without GPUs, checked ``--cfg-options``, one run per work directory, and one
+message with exit status 1 for mistakes a user can fix. Checkpoints load
+without running code (``--trust-checkpoint`` for files you trust that need
+more).
 
 Example::
 
@@ -18,111 +17,65 @@ Example::
     torchrun --nproc_per_node=8 tools/det/train.py CONFIG --launcher pytorch
 """
 import argparse
-import os
 import os.path as osp
+import sys
 
-from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS, init_default_scope
-from mmengine.runner import Runner
+try:
+    import mmrevode  # noqa: F401
+except ImportError:  # run from a source checkout that is not installed
+    sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
+        osp.abspath(__file__)))))
+    import mmrevode  # noqa: F401
 
 from mmdet.utils import setup_cache_size_limit_of_dynamo
 
-import mmrevode  # noqa: F401  (backbones, checkpoint loader)
+from mmrevode.engine import launcher
 
 
-def parse_args():
+def build_parser():
     parser = argparse.ArgumentParser(description='Train a detector')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(
         '--amp',
         action='store_true',
-        default=False,
         help='enable automatic-mixed-precision training')
     parser.add_argument(
         '--auto-scale-lr',
         action='store_true',
-        help='enable automatically scaling LR.')
+        help='scale the learning rate by the actual total batch size')
     parser.add_argument(
         '--resume',
         nargs='?',
         type=str,
         const='auto',
-        help='If specify checkpoint path, resume from it, while if not '
-        'specify, try to auto resume from the latest checkpoint '
-        'in the work directory.')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override some settings in the used config, the key-value pair '
-        'in xxx=yyy format will be merged into config file. If the value to '
-        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
-        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
-        'Note that the quotation marks are necessary and that no white space '
-        'is allowed.')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    # torch.distributed.launch passes `--local-rank` (torch >= 2.0).
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+        help='resume from the given checkpoint; without a path, from the '
+        'latest checkpoint in the work directory')
+    launcher.add_common_arguments(parser)
+    return parser
 
 
-def main():
-    args = parse_args()
-
-    # Reduce the number of repeated compilations.
-    setup_cache_size_limit_of_dynamo()
-
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-
-    # work_dir: CLI > config > ./work_dirs/<config name>
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
-
+def merge_args(cfg, args):
+    """Merge the command-line arguments into the config."""
+    launcher.configure(cfg, args, default_scope='mmdet')
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
-
     if args.auto_scale_lr:
-        if 'auto_scale_lr' in cfg and \
-                'enable' in cfg.auto_scale_lr and \
-                'base_batch_size' in cfg.auto_scale_lr:
-            cfg.auto_scale_lr.enable = True
-        else:
-            raise RuntimeError('Can not find "auto_scale_lr" or '
-                               '"auto_scale_lr.enable" or '
-                               '"auto_scale_lr.base_batch_size" in your'
-                               ' configuration file.')
+        if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
+            raise launcher.LaunchError(
+                '--auto-scale-lr needs `auto_scale_lr = dict(enable=False, '
+                'base_batch_size=...)` in the config.')
+        cfg.auto_scale_lr.enable = True
+    return cfg
 
-    # resume: a given checkpoint > the latest one in the work_dir
-    if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
-    elif args.resume is not None:
-        cfg.resume = True
-        cfg.load_from = args.resume
 
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
-
-    runner.train()
+def main(argv=None):
+    args = launcher.parse_args(build_parser(), argv)
+    # fewer recompilations with compile=True
+    setup_cache_size_limit_of_dynamo()
+    return launcher.run_cli(lambda: launcher.train(
+        merge_args(launcher.load_config(args.config), args), args.resume))
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

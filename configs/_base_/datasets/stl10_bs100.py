@@ -20,6 +20,10 @@ test_pipeline = [dict(type='PackInputs')]
 train_dataloader = dict(
     batch_size=100,
     num_workers=2,
+    # every epoch's augmentations a function of (seed, epoch, worker), so a
+    # resumed run draws what an uninterrupted one does (EpochSeedHook)
+    persistent_workers=False,
+    worker_init_fn=dict(type='seed_worker_by_epoch'),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,

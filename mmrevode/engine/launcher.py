@@ -1,0 +1,400 @@
+"""What every runner script shares: config, checked options, work dir, Runner.
+
+``tools/train.py``, ``tools/test.py`` and their detection twins in
+``tools/det/`` are thin: they declare their own arguments and call
+
+- :func:`add_common_arguments` for ``--work-dir``, ``--cfg-options``,
+  ``--launcher``, ``--trust-checkpoint`` and ``--partial-load``;
+- :func:`load_config`, which turns a missing config file into a
+  :class:`LaunchError`;
+- :func:`configure`, which merges the checked ``--cfg-options`` and the
+  common arguments;
+- :func:`train` (locks the work directory, :class:`WorkDirLock`, and
+  resolves ``--resume``) or :func:`build_runner`, which set up CPU DDP and
+  build the Runner;
+- :func:`run_cli`, which prints the errors a user can fix (bad config or
+  option, missing data, unusable checkpoint, divergence, a busy work
+  directory) as one message and returns exit status 1, with no traceback.
+"""
+import argparse
+import difflib
+import fcntl
+import inspect
+import os
+import os.path as osp
+import socket
+import sys
+import time
+from copy import deepcopy
+from typing import Callable, Iterable, List, Optional
+
+import torch
+from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.registry import RUNNERS, init_default_scope
+from mmengine.runner import Runner
+from torch.utils.data import DataLoader
+
+from ..datasets import DatasetError
+from .checkpoint import (CheckpointError, find_resume_checkpoint,
+                         load_from_local, trust_checkpoints)
+from .dist import setup_distributed
+from .hooks import DivergenceError
+
+
+class LaunchError(RuntimeError):
+    """A mistake on the command line or in the config, told in one line."""
+
+
+class WorkDirBusyError(LaunchError):
+    """Another run holds the work directory."""
+
+
+#: Errors that :func:`run_cli` prints without a traceback.
+USER_ERRORS = (LaunchError, DatasetError, CheckpointError, DivergenceError)
+
+#: Top-level keys that MMEngine's Runner reads besides its arguments.
+RUNNER_KEYS = ('compile', 'runner_type', 'model_wrapper_cfg',
+               'find_unused_parameters', 'activation_checkpointing',
+               'efficient_conv_bn_eval', 'strategy', 'gpu_ids')
+
+#: Keys of a data-loader config that MMEngine takes besides DataLoader's.
+DATALOADER_KEYS = ('dataset', 'sampler', 'batch_sampler', 'worker_init_fn',
+                   'num_batch_per_epoch', 'disable_subprocess_warning')
+
+
+def add_common_arguments(parser: argparse.ArgumentParser,
+                         loads_checkpoints: bool = True) -> None:
+    """Add the arguments every runner script takes.
+
+    Args:
+        parser (ArgumentParser): The script's parser.
+        loads_checkpoints (bool): Add ``--trust-checkpoint`` and
+            ``--partial-load``. Defaults to True.
+    """
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings of the config, as key=value pairs merged '
+        'into it, e.g. train_dataloader.batch_size=64; lists as key="[a,b]" '
+        'or key=a,b; quotes needed, no white space. A key that is not in '
+        'the config is refused (with near matches); write +key=value to add '
+        'a new one on purpose')
+    if loads_checkpoints:
+        parser.add_argument(
+            '--trust-checkpoint',
+            action='store_true',
+            help='load checkpoints with torch.load(weights_only=False): for '
+            'files you made or trust only, since such a file can run code. '
+            'Without it a checkpoint that needs types beyond weights, NumPy '
+            'arrays and MMEngine log buffers is refused')
+        parser.add_argument(
+            '--partial-load',
+            action='store_true',
+            help='load the weights of a checkpoint that fit the model and '
+            'ignore the rest (default: refuse a checkpoint that does not fit)')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    # torch.distributed.launch passes --local-rank (torch >= 2.0)
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_args(parser: argparse.ArgumentParser, argv=None):
+    """Parse ``argv`` and export ``LOCAL_RANK`` for the launchers."""
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def load_config(path: str) -> Config:
+    """Read a config file; a missing one is a :class:`LaunchError`."""
+    if not osp.isfile(path):
+        near = difflib.get_close_matches(
+            osp.basename(path),
+            os.listdir(osp.dirname(path) or '.')
+            if osp.isdir(osp.dirname(path) or '.') else [],
+            n=3)
+        hint = f' Did you mean {", ".join(near)}?' if near else ''
+        raise LaunchError(f'The config {path} does not exist.{hint}')
+    return Config.fromfile(path)
+
+
+def merge_cfg_options(cfg: Config, options: Optional[dict]) -> None:
+    """Merge ``--cfg-options`` into ``cfg``, refusing unknown keys.
+
+    A key must exist in the config, or be an argument of the class that the
+    enclosing ``dict(type=...)`` builds (e.g. ``model.backbone.h``), a
+    top-level key of MMEngine's Runner (e.g. ``compile``) or a DataLoader
+    argument of a ``*_dataloader``. A key written with a leading ``+``
+    (``+my_key=1``) is added as given.
+
+    Args:
+        cfg (Config): The config, changed in place.
+        options (dict, optional): The parsed ``--cfg-options``.
+
+    Raises:
+        LaunchError: A key is unknown; the message suggests near matches.
+    """
+    if not options:
+        return
+    checked = {}
+    for key, value in options.items():
+        if key.startswith('+'):
+            checked[key[1:]] = value
+            continue
+        _check_key(cfg, key)
+        checked[key] = value
+    cfg.merge_from_dict(checked)
+
+
+def _check_key(cfg: Config, key: str) -> None:
+    parts = key.split('.')
+    node, parent_key = cfg.to_dict(), ''
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        if isinstance(node, (list, tuple)) and part.isdigit() and \
+                int(part) < len(node):
+            node, parent_key = node[int(part)], part
+            continue
+        if isinstance(node, dict) and part in node:
+            node, parent_key = node[part], part
+            continue
+        if last and isinstance(node, dict) and _accepts(
+                node, part, parent_key, top_level=depth == 0):
+            return
+        where = '.'.join(parts[:depth]) or 'the config'
+        names = list(node) if isinstance(node, dict) else []
+        if depth == 0:
+            names += list(RUNNER_KEYS)
+        near = difflib.get_close_matches(part, names, n=3)
+        hint = (f' Did you mean {", ".join(near)}?' if near else '')
+        raise LaunchError(
+            f'--cfg-options {key}: {where} has no key {part!r}.{hint} To add '
+            f'a new key on purpose, write +{key}=...')
+
+
+def _accepts(node: dict, name: str, parent_key: str, top_level: bool) -> bool:
+    """Whether ``name`` is a known key of ``node`` although absent."""
+    if top_level:
+        return name in RUNNER_KEYS or name in inspect.signature(
+            Runner.__init__).parameters
+    if parent_key.endswith('dataloader'):
+        return name in DATALOADER_KEYS or name in inspect.signature(
+            DataLoader.__init__).parameters
+    built = node.get('type')
+    if built is None:
+        return False
+    return any(_takes(cls, name) for cls in _resolve(built))
+
+
+def _takes(cls, name: str) -> bool:
+    """Whether ``cls(name=...)`` is a keyword it accepts: an ``__init__``
+    that passes ``**kwargs`` on is followed up its bases."""
+    if not isinstance(cls, type):
+        params = inspect.signature(cls).parameters
+        return name in params or any(p.kind == p.VAR_KEYWORD
+                                     for p in params.values())
+    for klass in cls.__mro__:
+        if '__init__' not in vars(klass):
+            continue
+        if klass is object:
+            return False
+        params = inspect.signature(klass.__init__).parameters
+        if name in params:
+            return True
+        if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            return False
+    return False
+
+
+def _resolve(built) -> List[type]:
+    """The classes a ``type`` value may name, in the registries in use."""
+    if not isinstance(built, str):
+        return [built] if callable(built) else []
+    import mmpretrain.registry as registries
+    found = []
+    for name in dir(registries):
+        registry = getattr(registries, name)
+        if hasattr(registry, 'get') and hasattr(registry, 'module_dict'):
+            try:
+                cls = registry.get(built)
+            except Exception:  # a scope that is not installed
+                cls = None
+            if cls is not None:
+                found.append(cls)
+    return found
+
+
+def apply_common_arguments(cfg: Config, args) -> None:
+    """Launcher, work dir (argument > config > ./work_dirs/<config name>),
+    checkpoint trust and strictness."""
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    if getattr(args, 'trust_checkpoint', False):
+        trust_checkpoints()
+    hooks = cfg.get('default_hooks') or {}
+    checkpoint_hook = hooks.get('checkpoint')
+    if isinstance(checkpoint_hook, dict) and checkpoint_hook.get(
+            'type') in ('CheckpointHook', 'mmengine.CheckpointHook'):
+        # the same arguments, with safe saves and checked loads
+        checkpoint_hook['type'] = 'SafeCheckpointHook'
+    if isinstance(checkpoint_hook, dict) and getattr(args, 'partial_load',
+                                                     False):
+        checkpoint_hook['strict_load'] = False
+
+
+def apply_dataloader_defaults(cfg: Config,
+                              fields: Iterable[str],
+                              pin_memory: bool = True,
+                              persistent_workers: bool = True) -> None:
+    """Defaults of MMPretrain's tools that suit this machine and config:
+    pinned memory only with a GPU, persistent workers only with workers,
+    ``default_collate``; a config's own values win."""
+    for field in fields:
+        if cfg.get(field, None) is None:
+            continue
+        loader = deepcopy(cfg[field])
+        workers = loader.get('num_workers', 0)
+        loader.setdefault('pin_memory', torch.cuda.is_available())
+        loader.setdefault('persistent_workers', workers > 0)
+        loader.setdefault('collate_fn', dict(type='default_collate'))
+        if not pin_memory:
+            loader['pin_memory'] = False
+        if not persistent_workers or workers == 0:
+            loader['persistent_workers'] = False
+        cfg[field] = loader
+
+
+def resolve_resume(cfg: Config, resume: Optional[str]) -> None:
+    """Apply ``--resume [PATH]``: find the checkpoint and keep its seed.
+
+    Without a path, the work directory's ``last_checkpoint`` is read
+    (:func:`find_resume_checkpoint`). When the config draws a random seed
+    (``randomness.seed=None``), the checkpoint's seed is used, so that the
+    data order and augmentations of the resumed epochs are those of an
+    uninterrupted run.
+    """
+    if resume is None:
+        return
+    path = find_resume_checkpoint(cfg.work_dir) if resume == 'auto' \
+        else resume
+    cfg.resume = True
+    cfg.load_from = path
+    if path is None:
+        return
+    randomness = cfg.setdefault('randomness', ConfigDict(seed=None))
+    if randomness.get('seed') is None:
+        meta = load_from_local(path, map_location='cpu').get('meta', {})
+        seed = meta.get('seed')
+        if seed is not None:
+            randomness['seed'] = seed
+
+
+class WorkDirLock:
+    """One run per work directory.
+
+    ``acquire`` takes an exclusive ``flock`` on ``<work_dir>/.lock`` and
+    writes the holder (process id, host, start time, command) into it; a
+    second run fails at once with :class:`WorkDirBusyError` naming the
+    holder. The kernel drops the lock when its process ends, so the lock of
+    a killed run is simply taken over.
+
+    Args:
+        work_dir (str): The work directory (created if missing).
+    """
+
+    def __init__(self, work_dir: str):
+        self.work_dir = work_dir
+        self.path = osp.join(work_dir, '.lock')
+        self._fd: Optional[int] = None
+
+    def acquire(self) -> 'WorkDirLock':
+        os.makedirs(self.work_dir, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 4096).decode(errors='replace').strip()
+            os.close(fd)
+            raise WorkDirBusyError(
+                f'The work directory {self.work_dir} is in use by another '
+                f'run ({holder or "unknown process"}). Wait for it to end, '
+                'or choose another --work-dir.') from None
+        os.ftruncate(fd, 0)
+        os.write(
+            fd, (f'process {os.getpid()} on {socket.gethostname()}, started '
+                 f'{time.strftime("%Y-%m-%d %H:%M:%S")}: '
+                 f'{" ".join(sys.argv)}\n').encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> 'WorkDirLock':
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def configure(cfg: Config, args, default_scope: Optional[str] = None) -> None:
+    """Merge the checked ``--cfg-options``, then the common arguments; with
+    ``default_scope``, make the config's scope (or that one) the default."""
+    merge_cfg_options(cfg, args.cfg_options)
+    apply_common_arguments(cfg, args)
+    if default_scope is not None:
+        init_default_scope(cfg.get('default_scope', default_scope))
+
+
+def train(cfg: Config, resume: Optional[str] = None) -> None:
+    """Train ``cfg`` holding the work directory's lock (on rank 0), after
+    resolving ``--resume`` (:func:`resolve_resume`)."""
+    lock = WorkDirLock(cfg.work_dir) if is_main_launch() else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        resolve_resume(cfg, resume)
+        build_runner(cfg).train()
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def build_runner(cfg: Config) -> Runner:
+    """Set up CPU DDP when needed and build the Runner of ``cfg``."""
+    setup_distributed(cfg)
+    if 'runner_type' not in cfg:
+        return Runner.from_cfg(cfg)
+    return RUNNERS.build(cfg)
+
+
+def is_main_launch() -> bool:
+    """Whether this process is rank 0 of its launch (or not distributed)."""
+    return int(os.environ.get('RANK', '0')) == 0
+
+
+def run_cli(main: Callable[[], Optional[int]]) -> int:
+    """Run a tool's ``main``; print the errors a user can fix in one message.
+
+    Returns:
+        int: ``main``'s exit status (0 for None), or 1 after an error of
+        :data:`USER_ERRORS`.
+    """
+    try:
+        return main() or 0
+    except USER_ERRORS as e:
+        print(f'\nError: {e}', file=sys.stderr)
+        return 1

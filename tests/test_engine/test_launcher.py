@@ -1,0 +1,137 @@
+"""The runner scripts' launcher: config loading, checked --cfg-options,
+the work-directory lock, resume resolution and one-line errors."""
+import multiprocessing
+import os
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+
+import mmrevode  # noqa: F401
+from mmrevode.engine.launcher import (LaunchError, WorkDirBusyError,
+                                      WorkDirLock, load_config,
+                                      merge_cfg_options, resolve_resume,
+                                      run_cli)
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIG = osp.join(REPO, 'configs', 'revode', 'hamiltonian_cifar10.py')
+
+
+@pytest.fixture(scope='module')
+def cfg():
+    return load_config(CONFIG)
+
+
+def test_missing_config_suggests_near_names():
+    with pytest.raises(LaunchError,
+                       match='does not exist. Did you mean '
+                       'hamiltonian_cifar10.py'):
+        load_config(CONFIG.replace('hamiltonian', 'hamiltonain'))
+
+
+@pytest.mark.parametrize('key,message', [
+    ('train_cfgs.max_epochs', "the config has no key 'train_cfgs'. Did you "
+     'mean train_cfg?'),
+    ('model.backbon.h', "model has no key 'backbon'. Did you mean "
+     'backbone?'),
+    ('model.backbone.hh', "model.backbone has no key 'hh'"),
+    ('train_cfg.max_epoch', "train_cfg has no key 'max_epoch'. Did you mean "
+     'max_epochs'),
+    ('compiled', "Did you mean compile?"),
+])
+def test_unknown_keys_are_refused(cfg, key, message):
+    copy = Config(cfg.to_dict())
+    with pytest.raises(LaunchError) as info:
+        merge_cfg_options(copy, {key: 1})
+    assert message in str(info.value)
+    assert f'+{key}=...' in str(info.value)
+
+
+def test_known_keys_are_merged(cfg):
+    copy = Config(cfg.to_dict())
+    merge_cfg_options(
+        copy, {
+            'train_cfg.max_epochs': 3,
+            'model.backbone.h': 0.2,  # an argument of HamiltonianNet
+            'compile': True,  # read by MMEngine's Runner
+            'train_dataloader.drop_last': True,  # a DataLoader argument
+            'custom_hooks.1.action': 'skip',  # list index
+            '+brand_new.key': 5,  # added on purpose
+        })
+    assert copy.train_cfg.max_epochs == 3
+    assert copy.model.backbone.h == 0.2
+    assert copy.compile is True
+    assert copy.train_dataloader.drop_last is True
+    assert copy.custom_hooks[1].action == 'skip'
+    assert copy.brand_new.key == 5
+
+
+def _hold_lock(work_dir, ready, release):
+    with WorkDirLock(work_dir):
+        ready.set()
+        release.wait(30)
+
+
+def test_work_dir_lock(tmp_path):
+    work_dir = str(tmp_path / 'work')
+    context = multiprocessing.get_context('fork')
+    ready, release = context.Event(), context.Event()
+    holder = context.Process(
+        target=_hold_lock, args=(work_dir, ready, release))
+    holder.start()
+    try:
+        assert ready.wait(30)
+        with pytest.raises(WorkDirBusyError) as info:
+            WorkDirLock(work_dir).acquire()
+        assert f'in use by another run (process {holder.pid} on' in str(
+            info.value)
+    finally:
+        release.set()
+        holder.join(30)
+    # released when its holder ends (also when it is killed)
+    with WorkDirLock(work_dir) as lock:
+        assert f'process {os.getpid()}' in open(lock.path).read()
+
+    ready, release = context.Event(), context.Event()
+    killed = context.Process(
+        target=_hold_lock, args=(work_dir, ready, release))
+    killed.start()
+    assert ready.wait(30)
+    killed.kill()
+    killed.join(30)
+    WorkDirLock(work_dir).acquire().release()
+
+
+def test_resume_keeps_the_checkpoint_seed(tmp_path):
+    work_dir = tmp_path / 'work'
+    work_dir.mkdir()
+    torch.save(dict(meta=dict(seed=1234), state_dict={}),
+               work_dir / 'epoch_1.pth')
+    (work_dir / 'last_checkpoint').write_text('epoch_1.pth')
+    cfg = Config(dict(work_dir=str(work_dir), randomness=dict(seed=None)))
+    resolve_resume(cfg, 'auto')
+    assert cfg.resume is True
+    assert cfg.load_from == str(work_dir / 'epoch_1.pth')
+    assert cfg.randomness.seed == 1234
+    # a seed set in the config wins
+    cfg = Config(dict(work_dir=str(work_dir), randomness=dict(seed=7)))
+    resolve_resume(cfg, str(work_dir / 'epoch_1.pth'))
+    assert cfg.randomness.seed == 7
+
+
+def test_run_cli_prints_user_errors(capsys):
+
+    def fails():
+        raise LaunchError('what was wrong, and what to do')
+
+    assert run_cli(fails) == 1
+    assert capsys.readouterr().err.strip() == \
+        'Error: what was wrong, and what to do'
+    assert run_cli(lambda: None) == 0
+
+    def crashes():
+        raise ZeroDivisionError
+
+    with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback
+        run_cli(crashes)

@@ -1,0 +1,79 @@
+"""Helpers of the end-to-end tests: run a tool, write a tiny config."""
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+import torch
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TINY_ARCH = "dict(_delete_=True, blocks=[1, 1, 1], widths=[8, 16, 32])"
+
+
+def run_tool(tool, *args, timeout=600):
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    env['PYTHONPATH'] = os.pathsep.join(
+        [REPO] + [p for p in [env.get('PYTHONPATH')] if p])
+    return subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools', tool)] +
+        [str(a) for a in args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout)
+
+
+def output(result):
+    return (f'stdout:\n{result.stdout[-6000:]}\n'
+            f'stderr:\n{result.stderr[-6000:]}')
+
+
+def tiny_config(path, base, data_root, extra='', batch_size=10,
+                wrapped=False, num_workers=0):
+    """A config that inherits ``base`` with a tiny model and local data.
+
+    ``wrapped``: the training set is inside a wrapper (fewer-data configs).
+    """
+    data = (f"data_root={data_root!r}"
+            + (", verify_md5=False" if 'cifar' in base else ''))
+    train_data = f"dataset=dict({data})" if wrapped else data
+    text = f"""
+_base_ = {osp.join(REPO, 'configs', 'revode', base)!r}
+model = dict(
+    backbone=dict(arch={TINY_ARCH}), head=dict(in_channels=32))
+train_dataloader = dict(
+    batch_size={batch_size}, num_workers={num_workers},
+    dataset=dict({train_data}))
+val_dataloader = dict(
+    batch_size={batch_size}, num_workers=0, dataset=dict({data}))
+test_dataloader = val_dataloader
+train_cfg = dict(max_epochs=2)
+default_hooks = dict(logger=dict(interval=1))
+randomness = dict(seed=0, deterministic=True)
+{extra}
+"""
+    with open(path, 'w') as f:
+        f.write(text)
+    return str(path)
+
+
+def images(rng, n, size):
+    return rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+
+
+def state_dict(path):
+    """The weights of a checkpoint the tools wrote (trusted: made here)."""
+    return torch.load(path, map_location='cpu', weights_only=False)[
+        'state_dict']
+
+
+class WritesFile:
+    """Unpickling this object creates ``path``: a stand-in for code that a
+    crafted file runs."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, 'w'))
