@@ -41,3 +41,7 @@ class MidpointNet(BaseReversibleNet):
 
     def __init__(self, arch='62', **kwargs):
         super().__init__(arch, **kwargs)
+
+    def make_block(self, channels, block_index, **kwargs) -> MidpointBlock:
+        """The first block of a unit takes the forward-Euler step."""
+        return self.block_cls(channels, block_index=block_index, **kwargs)
