@@ -1,36 +1,22 @@
-"""tools/analysis_tools/benchmark.py on tiny models."""
-import importlib.util
+"""mmrevode.analysis.benchmark and tools/analysis_tools/benchmark.py on tiny
+models."""
 import json
 import math
-import os
-import os.path as osp
-import subprocess
-import sys
 
 import matplotlib.image
 import pytest
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-SPEC = importlib.util.spec_from_file_location(
-    'benchmark', osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark.py'))
-benchmark = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(benchmark)
+from mmrevode.analysis import (MODES, RECORD_FIELDS, benchmark_model,
+                               parse_spec, run_benchmark, sweep_specs,
+                               time_model)
 
 BLOCKS = (1, 2, 4)
-SPECS = benchmark.sweep_specs('HamiltonianNet', BLOCKS, [8])
+SPECS = sweep_specs('HamiltonianNet', BLOCKS, [8])
 # The allocator setting would last for the rest of the test session.
 OPTIONS = dict(batch_sizes=[2], input_size=8, steps=2, warmup=1,
                progress_bar=False, malloc_trim_threshold=-1)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Timing loops of many tiny ops crawl when threads share busy cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+TINY_DET = "HamiltonianNet:{'blocks': [1, 1, 1, 1], 'widths': [8, 16, 32, 64]}"
 
 
 @pytest.fixture(scope='module')
@@ -38,7 +24,7 @@ def sweep():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return benchmark.run(SPECS, **OPTIONS)
+        return run_benchmark(SPECS, **OPTIONS)
     finally:
         torch.set_num_threads(threads)
 
@@ -48,53 +34,11 @@ def by_mode(records, mode):
                   key=lambda r: r['depth'])
 
 
-def test_parse_spec():
-    spec = benchmark.parse_spec('HamiltonianNet:110')
-    assert spec['name'] == 'HamiltonianNet-110'
-    assert spec['blocks'] == [9, 9, 9] and spec['depth'] == 110
-    spec = benchmark.parse_spec(
-        benchmark.sweep_specs('HamiltonianNet', [100], [32, 64, 128])[0])
-    assert spec['depth'] == 1202 and spec['name'] == 'HamiltonianNet-1202'
-    assert spec['arch'] == dict(blocks=[100] * 3, widths=[32, 64, 128])
-    assert benchmark.parse_spec('MidpointNet:62')['depth'] == 62
-    with pytest.raises(ValueError):
-        benchmark.parse_spec('HamiltonianNet:7')
-    with pytest.raises(ValueError):
-        benchmark.parse_spec('NoSuchNet:7')
-    with pytest.raises(ValueError):
-        benchmark.parse_spec('HamiltonianNet')
-
-
-def test_saved_bytes_are_deduplicated_by_storage():
-    x = torch.randn(1000, requires_grad=True)
-    w = torch.randn(1000, requires_grad=True)
-    with benchmark.count_saved_bytes() as counted:
-        y = (x * w).sum() + (x * x).sum() + (x[:10] * 2).sum()
-    assert counted['bytes'] == 2 * 4000  # x (once, views too) and w
-    with benchmark.count_saved_bytes(exclude=[w]) as counted:
-        y = (x * w).sum()
-    assert counted['bytes'] == 4000
-    y.backward()
-
-
-def test_memory_meter_sees_an_allocation():
-    meter = benchmark.MemoryMeter('cpu')
-    if meter.method is None:
-        pytest.skip('no /proc/self/clear_refs here')
-    meter.start()
-    block = torch.ones(64 * 2**20 // 4)  # 64 MiB, written
-    held = meter.current()
-    del block
-    peak = meter.peak()
-    assert held > 48 * 2**20
-    assert peak > 48 * 2**20
-
-
 def test_records_schema(sweep):
     records = sweep['records']
-    assert len(records) == len(SPECS) * len(benchmark.MODES)
+    assert len(records) == len(SPECS) * len(MODES)
     for record in records:
-        assert set(benchmark.RECORD_FIELDS) <= set(record)
+        assert set(RECORD_FIELDS) <= set(record)
         assert record['model'] == 'HamiltonianNet'
         assert record['batch_size'] == 2 and record['input_size'] == 8
         assert record['saved_bytes'] > 0
@@ -137,9 +81,8 @@ def test_saved_bytes_flat_in_depth_for_reversible_only(sweep):
 
 
 def test_peak_memory_of_the_deepest_tiny_model():
-    spec = benchmark.parse_spec(
-        benchmark.sweep_specs('HamiltonianNet', [16], [16])[0])
-    records = benchmark.benchmark_model(
+    spec = parse_spec(sweep_specs('HamiltonianNet', [16], [16])[0])
+    records = benchmark_model(
         spec, ['reversible', 'plain'], batch_size=8, input_size=16,
         steps=0, warmup=1)
     reversible, plain = records
@@ -154,37 +97,41 @@ def test_peak_memory_of_the_deepest_tiny_model():
     assert reversible['step_time_s'] is None  # steps=0: memory only
 
 
-def test_table_and_plot(sweep, tmp_path):
-    text = benchmark.table(sweep['records'])
-    assert text.count('\n') == len(sweep['records']) + 1
-    assert 'HamiltonianNet-18' in text
-    path = str(tmp_path / 'bench.png')
-    benchmark.plot(sweep['records'], path, title='tiny')
-    image = matplotlib.image.imread(path)
-    assert image.shape[:2] == (420, 2000)
-    assert image.std() > 0
+@pytest.mark.parametrize('frozen_stages', [-1, 1])
+def test_detection_backbone_by_part(frozen_stages):
+    """Inside the units the reversible backbone keeps each unit's output
+    only; frozen parts keep nothing."""
+    records = time_model(
+        parse_spec(TINY_DET), ['reversible', 'plain'], batch_size=2,
+        input_size=32, steps=0, warmup=0, head='features', by_part=True,
+        backbone_options=dict(stem_type='imagenet', out_indices=(0, 1, 2, 3),
+                              frozen_stages=frozen_stages))
+    reversible, plain = (r['saved_bytes_by_part'] for r in records)
+    assert sum(reversible.values()) == records[0]['saved_bytes']
+    # unit i's output: 2 images x widths[i] x (8 / 2^i)^2 floats
+    for i, width in enumerate([8, 16, 32, 64]):
+        output = 2 * width * (8 // 2**i)**2 * 4
+        if i < frozen_stages:
+            assert f'unit{i}' not in reversible and f'unit{i}' not in plain
+        else:
+            assert reversible[f'unit{i}'] == output
+            assert plain[f'unit{i}'] > 2 * output
+    assert ('stem' in reversible) == (frozen_stages < 0)
+    assert reversible['other'] == plain['other'] > 0  # the output norms
 
 
 @pytest.mark.slow
-def test_command_line(tmp_path):
-    # In a process of its own: the tool changes the allocator's settings.
-    json_path = str(tmp_path / 'out' / 'bench.json')
-    png_path = str(tmp_path / 'out' / 'bench.png')
-    command = [
-        sys.executable,
-        osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark.py'),
-        'HamiltonianNet', 'MidpointNet', '--blocks-per-unit', '1', '2',
-        '--widths', '8', '--batch-size', '2', '--input-size', '8',
+def test_command_line(tmp_path, run_tool):
+    out_dir = tmp_path / 'out'
+    stdout = run_tool(
+        'benchmark', 'HamiltonianNet', 'MidpointNet', '--blocks-per-unit',
+        '1', '2', '--widths', '8', '--batch-size', '2', '--input-size', '8',
         '--steps', '1', '--warmup', '0', '--modes', 'reversible', 'plain',
-        '--threads', '1', '--json', json_path, '--plot', png_path
-    ]
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep +
-               os.environ.get('PYTHONPATH', ''))
-    done = subprocess.run(command, env=env, capture_output=True, text=True,
-                          timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert '| HamiltonianNet-6 | 2 | reversible |' in done.stdout
-    with open(json_path) as f:
+        '--threads', '1', '--out-dir', out_dir, '--name', 'bench',
+        '--title', 'tiny')
+    assert '| HamiltonianNet-6 | 2 | reversible |' in stdout
+    assert stdout.count('| MidpointNet-') == 2 * 2
+    with open(out_dir / 'bench.json') as f:
         saved = json.load(f)
     assert len(saved['records']) == 2 * 2 * 2
     assert {r['model'] for r in saved['records']} == {
@@ -193,7 +140,24 @@ def test_command_line(tmp_path):
     assert saved['machine']['malloc'] is None or \
         'M_TRIM_THRESHOLD' in saved['machine']['malloc']
     for record in saved['records']:
-        assert set(benchmark.RECORD_FIELDS) <= set(record)
-    assert osp.getsize(png_path) > 0
-    with pytest.raises(SystemExit):
-        benchmark.main(['HamiltonianNet:110', '--blocks-per-unit', '1'])
+        assert set(RECORD_FIELDS) <= set(record)
+    image = matplotlib.image.imread(str(out_dir / 'bench.png'))
+    assert image.shape[:2] == (420, 2000)
+    assert image.std() > 0
+
+
+@pytest.mark.slow
+def test_command_line_detection_backbone(tmp_path, run_tool):
+    stdout = run_tool(
+        'benchmark', TINY_DET, '--det', '--by-part', '--batch-size', '2',
+        '--input-size', '32', '--steps', '1', '--warmup', '0',
+        '--backbone-options', 'frozen_stages=1', '--no-progress',
+        '--out-dir', tmp_path)
+    assert 'Saved MiB by part:' in stdout
+    with open(tmp_path / 'benchmark.json') as f:
+        records = json.load(f)['records']
+    assert [r['mode'] for r in records] == list(MODES)
+    for record in records:
+        assert record['head'] == 'features'
+        assert 'unit0' not in record['saved_bytes_by_part']
+        assert 'unit3' in record['saved_bytes_by_part']
