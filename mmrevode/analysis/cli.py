@@ -1,20 +1,23 @@
 """The options every measurement tool shares, with one name each.
 
-=========================  ====================================================
-option                     meaning
-=========================  ====================================================
-``models``                 specs ``TYPE[:ARCH]`` (or config files, where a tool
-                           takes them)
-``--blocks-per-unit N ..``  depth sweep: a model of each depth per ``TYPE``
-``--widths C ..``           unit widths of the depth sweep
-``--backbone-options``     ``key=value`` overrides of every backbone
-``--batch-size``           images per batch
-``--input-size``           height and width of the images
-``--seed``                 seed of the weights and the data
-``--threads``              ``torch.set_num_threads``
-``--out-dir``, ``--name``  the tool writes ``OUT_DIR/NAME.json`` (and
-                           ``NAME.png``)
-=========================  ====================================================
+============================  =================================================
+option                        meaning
+============================  =================================================
+``models``                    specs ``TYPE[:ARCH]`` (or config files, where a
+                              tool takes them)
+``--blocks-per-unit N ...``   depth sweep: a model of each depth per ``TYPE``
+``--widths C ...``            unit widths of the depth sweep
+``--backbone-options``        ``key=value`` overrides of every backbone
+``--batch-size``              images per batch
+``--input-size``              height and width of the images
+``--seed``                    seed of the weights and the data
+``--threads``                 ``torch.set_num_threads``
+``--no-progress``             no progress bar
+``--device``                  ``cuda`` or ``cpu``
+``--out-dir``, ``--name``     the tool writes ``OUT_DIR/NAME.json`` (and
+                              ``NAME.png``)
+``--title``                   title of the figure
+============================  =================================================
 """
 import argparse
 import json
@@ -28,13 +31,25 @@ from .models import sweep_specs
 
 
 def model_parser(description: str,
-                 models_help: str,
-                 sweep: bool = True) -> argparse.ArgumentParser:
+                 sweep: bool = True,
+                 configs: bool = False) -> argparse.ArgumentParser:
     """A parser with ``models``, ``--backbone-options`` and, with ``sweep``,
-    ``--blocks-per-unit`` and ``--widths``."""
+    ``--blocks-per-unit`` and ``--widths``.
+
+    Args:
+        description (str): What the tool does.
+        sweep (bool): The tool runs depth sweeps. Defaults to True.
+        configs (bool): The models may be config files. Defaults to False.
+    """
     from mmengine.config import DictAction
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument('models', nargs='+', help=models_help)
+    parser.add_argument(
+        'models',
+        nargs='+',
+        help='specs TYPE[:ARCH] such as HamiltonianNet:110 or '
+        '"RevNet:{\'blocks\': [2, 2], \'widths\': [8, 16]}"' +
+        (', or config files' if configs else '') +
+        (', or TYPE with --blocks-per-unit' if sweep else ''))
     if sweep:
         parser.add_argument(
             '--blocks-per-unit',
@@ -60,10 +75,11 @@ def add_run_arguments(parser: argparse.ArgumentParser,
                       batch_size: int,
                       input_size: int = 32,
                       several_batch_sizes: bool = False,
-                      progress_bar: bool = False):
+                      progress_bar: bool = False,
+                      device: bool = False):
     """``--batch-size`` (a list with ``several_batch_sizes``),
-    ``--input-size``, ``--seed``, ``--threads`` and, with ``progress_bar``,
-    ``--no-progress``."""
+    ``--input-size``, ``--seed``, ``--threads``, with ``progress_bar``
+    ``--no-progress`` and with ``device`` ``--device``."""
     parser.add_argument(
         '--batch-size',
         type=int,
@@ -84,6 +100,11 @@ def add_run_arguments(parser: argparse.ArgumentParser,
     if progress_bar:
         parser.add_argument(
             '--no-progress', action='store_true', help='no progress bar')
+    if device:
+        parser.add_argument(
+            '--device',
+            default='cuda' if torch.cuda.is_available() else 'cpu',
+            help='cuda or cpu (default: cuda where there is one)')
 
 
 def add_output_arguments(parser: argparse.ArgumentParser,

@@ -35,11 +35,12 @@ def count_saved_bytes(exclude: Sequence[Tensor] = (),
                       parts: Optional[Dict[str, nn.Module]] = None):
     """Count the bytes of the tensors saved for backward inside the context.
 
-    The tensors are caught with :func:`torch.autograd.graph.saved_tensors_hooks`
-    and counted when the context exits, if the graph still holds them then
-    (what autograd saves and drops again, e.g. in a unit whose inputs and
-    parameters need no gradient, is not counted), and once per storage (a
-    tensor saved by several operations, or views of one tensor, count once).
+    The tensors are caught with
+    :func:`torch.autograd.graph.saved_tensors_hooks` and counted when the
+    context exits, if the graph still holds them then (what autograd saves
+    and drops again, e.g. in a unit whose inputs and parameters need no
+    gradient, is not counted), and once per storage (a tensor saved by
+    several operations, or views of one tensor, count once).
 
     Args:
         exclude (Sequence[Tensor]): Tensors whose storages are not counted

@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from ..models.reversible import frozen_running_stats
 
 
-# -- walking through the depth -------------------------------------------------
+# -- walking through the depth ---------------------------------------------
 def iter_units(backbone: nn.Module,
                x: Tensor,
                run_unit: Optional[Callable] = None,

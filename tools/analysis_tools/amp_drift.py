@@ -23,15 +23,13 @@ from mmrevode.analysis.cli import (add_output_arguments, add_run_arguments,
 
 
 def parse_args(argv=None):
-    parser = model_parser(__doc__.split('\n')[0], 'TYPE[:ARCH] specs')
-    add_run_arguments(parser, batch_size=16)
+    parser = model_parser(__doc__.split('\n')[0])
+    add_run_arguments(parser, batch_size=16, device=True)
     parser.add_argument('--seeds', type=int, default=3)
     parser.add_argument(
         '--dtype',
         choices=['bfloat16', 'float16'],
         help='autocast dtype; bfloat16 on CPU, float16 on CUDA by default')
-    parser.add_argument(
-        '--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     add_output_arguments(parser, 'amp_drift')
     return cli.parse_args(parser, argv)
 

@@ -140,20 +140,19 @@ def plot(records: Sequence[dict], path: str, title: Optional[str] = None):
 def parse_args(argv=None):
     parser = model_parser(
         'Memory and time of a training step with the reversible backward, '
-        'plain autograd and checkpointing.',
-        'TYPE[:ARCH] such as HamiltonianNet:110, or TYPE with '
-        '--blocks-per-unit')
+        'plain autograd and checkpointing.')
     parser.add_argument(
         '--modes', nargs='+', choices=list(MODES), default=list(MODES))
     add_run_arguments(
-        parser, batch_size=64, several_batch_sizes=True, progress_bar=True)
+        parser,
+        batch_size=64,
+        several_batch_sizes=True,
+        progress_bar=True,
+        device=True)
     parser.add_argument(
         '--steps', type=int, default=5, help='timed steps per mode')
     parser.add_argument(
         '--warmup', type=int, default=1, help='untimed steps per mode')
-    parser.add_argument(
-        '--device',
-        default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument(
         '--dtype', choices=['float32', 'float64'], default='float32')
     parser.add_argument(

@@ -94,9 +94,7 @@ def plot(records: Sequence[dict], path: str, title: Optional[str] = None):
 def parse_args(argv=None):
     parser = model_parser(
         'Relative error of rebuilding each unit input from its output '
-        '(forward, then inverse), in float32 and float64.',
-        'TYPE[:ARCH] such as MidpointNet:182, or TYPE with '
-        '--blocks-per-unit')
+        '(forward, then inverse), in float32 and float64.')
     parser.add_argument(
         '--dtypes',
         nargs='+',

@@ -34,8 +34,9 @@ from mmrevode.analysis.cli import (add_output_arguments, add_run_arguments,
 
 
 def plot(results: Sequence[dict], path: str, title: Optional[str] = None):
-    """Write the three panels of ``results`` (from :func:`analyse_stability`, each
-    with a ``name``) to ``path``."""
+    """Write the three panels of ``results`` (from
+    :func:`~mmrevode.analysis.analyse_stability`, each with a ``name``) to
+    ``path``."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -111,9 +112,8 @@ def parse_args(argv=None):
     parser = model_parser(
         'State and gradient norms along the depth of a backbone and the '
         'spectrum of one block\'s right-hand side.',
-        'config files, or TYPE[:ARCH] such as HamiltonianNet:74, '
-        'RevNet:164, CifarResNet:56',
-        sweep=False)
+        sweep=False,
+        configs=True)
     parser.add_argument(
         '--checkpoint',
         nargs='+',

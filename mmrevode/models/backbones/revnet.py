@@ -47,12 +47,11 @@ class RevNet(BaseReversibleNet):
     Example:
         >>> import torch
         >>> from mmrevode.models import RevNet
-        >>> model = RevNet(arch='38', out_indices=(0, 1, 2))
-        >>> for out in model(torch.rand(2, 3, 32, 32)):
-        ...     print(tuple(out.shape))
-        (2, 32, 32, 32)
-        (2, 64, 16, 16)
-        (2, 112, 8, 8)
+        >>> model = RevNet(arch='164')
+        >>> model.block_type, model.units[0].blocks[0].f.layers[0].kernel_size
+        ('bottleneck', (1, 1))
+        >>> print(tuple(model(torch.rand(2, 3, 32, 32))[-1].shape))
+        (2, 512, 8, 8)
     """
     block_cls = RevNetBlock
     default_h = 1.0
