@@ -25,11 +25,11 @@ from mmrevode.datasets import write_cifar10, write_cifar100, write_stl10
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(
-    osp.relpath(path, REPO)
-    for path in glob.glob(osp.join(REPO, 'configs', '**', '*.py'),
-                          recursive=True)
-    if '_base_' not in path.split(osp.sep)
-    and 'det' not in path.split(osp.sep))
+    config for config in (
+        osp.relpath(path, REPO)
+        for path in glob.glob(osp.join(REPO, 'configs', '**', '*.py'),
+                              recursive=True))
+    if not {'_base_', 'det'} & set(config.split(osp.sep)))
 DEEP = ('1202', '218', '182', '164')
 
 

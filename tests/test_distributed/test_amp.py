@@ -10,36 +10,29 @@ and by where the roundings of the backward fall: the tests require the
 reversible gradients to be as close to float32 ones as plain autocast
 gradients are, and the reversible-vs-plain difference to stay below the
 autocast drift itself. The figures come from
-``tools/analysis_tools/amp_drift.py``.
+``tools/analysis_tools/amp_drift.py`` (:mod:`mmrevode.analysis.amp`).
 
 MMEngine 0.10.7's ``AmpOptimWrapper`` (what ``tools/train.py --amp``
 selects) refuses to be built without a GPU; the last CPU test pins that.
 """
 import copy
-import importlib.util
-import os.path as osp
 
 import pytest
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-SPEC = importlib.util.spec_from_file_location(
-    'amp_drift', osp.join(ROOT, 'tools', 'analysis_tools', 'amp_drift.py'))
-amp_drift = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(amp_drift)
+from mmrevode.analysis import amp_drift, build_backbone, set_reversible
 
 TINY = "{'blocks': [2, 2], 'widths': [8, 16]}"
 SCHEMES = ['HamiltonianNet', 'MidpointNet', 'LeapfrogNet']
 
 
 def tiny(scheme, device='cpu'):
-    torch.manual_seed(0)
-    return amp_drift.build_backbone(f'{scheme}:{TINY}').to(device)
+    return build_backbone(f'{scheme}:{TINY}', seed=0).to(device)
 
 
 @pytest.mark.parametrize('scheme', SCHEMES)
 def test_bfloat16_reversible_gradients_are_as_good_as_plain_ones(scheme):
-    result = amp_drift.measure(tiny(scheme), batch_size=8, image_size=16)
+    result = amp_drift(tiny(scheme), batch_size=8, input_size=16)
     # autocast was active, and bfloat16 behaves as bfloat16 does
     # (measured 0.06 - 0.10 on these models)
     assert 1e-3 < result['amp_drift'] < 0.3
@@ -53,7 +46,7 @@ def test_bfloat16_reversible_gradients_are_as_good_as_plain_ones(scheme):
 
 def test_autocast_gives_plain_outputs_and_parameter_dtype_gradients():
     model = tiny('HamiltonianNet')
-    plain = amp_drift.set_reversible(copy.deepcopy(model), False)
+    plain = set_reversible(copy.deepcopy(model), False)
     x = torch.randn(4, 3, 16, 16)
     outs = []
     for m in (model, plain):
@@ -88,8 +81,8 @@ def test_amp_optim_wrapper_needs_a_gpu_in_mmengine_0_10():
 @pytest.mark.parametrize('scheme', SCHEMES)
 def test_float16_on_cuda_reversible_gradients_are_as_good_as_plain_ones(
         scheme):
-    result = amp_drift.measure(
-        tiny(scheme, 'cuda'), batch_size=8, image_size=16,
+    result = amp_drift(
+        tiny(scheme, 'cuda'), batch_size=8, input_size=16,
         dtype=torch.float16)
     assert 1e-5 < result['amp_drift'] < 0.1
     assert result['rev_amp'] < 1.25 * result['amp_drift'] + 1e-4

@@ -6,6 +6,7 @@ from mmpretrain.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
 import mmrevode  # noqa: F401
+from mmrevode.analysis import count_saved_bytes
 from mmrevode.models import HamiltonianNet, LeapfrogNet, MidpointNet
 
 SMALL = dict(blocks=[2, 2, 2], widths=[8, 16, 32])
@@ -32,18 +33,12 @@ def train_step(model, x, weights):
 
 
 def saved_bytes(model, x):
-    """Bytes of the tensors autograd saves for backward, per storage."""
-    storages = {}
-
-    def pack(tensor):
-        storage = tensor.untyped_storage()
-        storages[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    """Bytes of the activations autograd saves for backward, per storage."""
+    with count_saved_bytes(list(model.parameters()) +
+                           list(model.buffers())) as counted:
         outs = model(x)
     sum(out.sum() for out in outs).backward()
-    return sum(storages.values())
+    return counted['bytes']
 
 
 @pytest.mark.parametrize('backbone', BACKBONES)
@@ -270,3 +265,46 @@ def test_image_classifier_loss_step(backbone):
     losses['loss'].backward()
     assert torch.isfinite(losses['loss'])
     assert all(p.grad is not None for p in model.backbone.parameters())
+
+
+@pytest.mark.parametrize('backbone', BACKBONES)
+def test_iter_units_walks_the_forward(backbone):
+    model = backbone(arch=SMALL, out_indices=(0, 1, 2), out_norm=False)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        outs = model(x)
+        walk = list(model.iter_units(x))
+        assert [i for i, *_ in walk] == [0, 1, 2]
+        assert all(unit is model.units[i] for i, unit, _, _ in walk)
+        assert torch.equal(walk[0][2], model.stem(x))
+        for (i, _, inputs, out), expected in zip(walk, outs):
+            assert torch.equal(out, expected)
+            if i > 0:
+                transition = model.transitions[i - 1]
+                assert torch.equal(inputs, transition(outs[i - 1]))
+        # a unit run another way; the walk stops where asked
+        seen = []
+        walk = model.iter_units(
+            x, lambda unit, inputs: seen.append(inputs.shape) or
+            torch.zeros_like(unit(inputs)), num_units=2)
+        assert [out.abs().sum().item() for *_, out in walk] == [0, 0]
+        assert seen == [(2, 8, 16, 16), (2, 16, 8, 8)]
+
+
+def test_only_blocks_that_need_their_position_get_it():
+    midpoint = MidpointNet(arch=SMALL)
+    assert [b.block_index for b in midpoint.units[1].blocks] == [0, 1]
+    revnet = MODELS.build(dict(type='RevNet', arch=SMALL))
+    assert [b.f.preact for b in revnet.units[1].blocks] == [False, True]
+
+    class ScaledHamiltonianNet(HamiltonianNet):
+        """A block's step size halves with its position (make_block)."""
+
+        def make_block(self, channels, block_index, **kwargs):
+            kwargs['h'] /= 2**block_index
+            return super().make_block(channels, block_index, **kwargs)
+
+    model = ScaledHamiltonianNet(arch=SMALL, h=0.2)
+    assert [b.h for b in model.units[2].blocks] == [0.2, 0.1]
+    with pytest.raises(TypeError, match='block_index'):
+        model.block_cls(8, block_index=0)

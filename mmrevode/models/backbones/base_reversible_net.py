@@ -1,14 +1,15 @@
 """The layout shared by all reversible backbones."""
 import copy
-from typing import Dict, Optional, Sequence, Tuple, Type, Union
+from typing import (Callable, Dict, Iterator, Optional, Sequence, Tuple, Type,
+                    Union)
 
 import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from torch import Tensor, nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..reversible import ReversibleBlock, ReversibleSequence
+from .utils import freeze, parse_out_indices
 
 STEM_TYPES = ('cifar', 'imagenet')
 
@@ -136,7 +137,7 @@ class BaseReversibleNet(BaseBackbone):
                              f'{STEM_TYPES}, got {stem_type!r}.')
         num_units = len(self.blocks)
         self.num_units = num_units
-        self.out_indices = self._parse_out_indices(out_indices, num_units)
+        self.out_indices = parse_out_indices(out_indices, num_units, 'unit')
         if not isinstance(frozen_stages, int) or not \
                 -1 <= frozen_stages <= num_units:
             raise ValueError(f'{name}: frozen_stages must be an int in '
@@ -149,9 +150,12 @@ class BaseReversibleNet(BaseBackbone):
         self.with_cp = with_cp
         self.stem_stride = 4 if stem_type == 'imagenet' else 1
 
+        self.norm_cfg = norm_cfg
+        self.act_cfg = act_cfg
+        self.block_cfg = dict(block_cfg or {})
+
         self.stem = self._make_stem(in_channels, self.widths[0], stem_type,
                                     norm_cfg, act_cfg)
-        block_cfg = block_cfg or {}
         self.units = nn.ModuleList()
         self.transitions = nn.ModuleList()
         for i, (num_blocks, width) in enumerate(zip(self.blocks,
@@ -160,29 +164,51 @@ class BaseReversibleNet(BaseBackbone):
                 self.transitions.append(
                     ChannelPadDownsample(self.widths[i - 1], width,
                                          self.pad_groups))
-            blocks = [
-                self.block_cls(
-                    width,
-                    h=self.h,
-                    norm_cfg=norm_cfg,
-                    act_cfg=act_cfg,
-                    block_index=j,
-                    **block_cfg) for j in range(num_blocks)
-            ]
-            self.units.append(
-                ReversibleSequence(
-                    blocks,
-                    reversible=reversible,
-                    with_cp=with_cp))
+            self.units.append(self.make_unit(num_blocks, width))
         self.out_norms = nn.ModuleDict()
         if out_norm:
             for i in self.out_indices:
                 self.out_norms[str(i)] = nn.Sequential(
                     build_norm_layer(norm_cfg, self.widths[i])[1],
                     build_activation_layer(act_cfg))
-        self._freeze_stages()
+        freeze(self, self._frozen_modules())
 
     # -- construction helpers -------------------------------------------------
+    def make_unit(self, num_blocks: int, channels: int) -> ReversibleSequence:
+        """Build one unit: ``num_blocks`` blocks (:meth:`make_block`) run by
+        a :class:`ReversibleSequence`.
+
+        Args:
+            num_blocks (int): Blocks in the unit.
+            channels (int): Width of the unit.
+
+        Returns:
+            ReversibleSequence: The unit.
+        """
+        blocks = [
+            self.make_block(channels, index, h=self.h,
+                            norm_cfg=self.norm_cfg, act_cfg=self.act_cfg,
+                            **self.block_cfg) for index in range(num_blocks)
+        ]
+        return ReversibleSequence(
+            blocks, reversible=self.reversible, with_cp=self.with_cp)
+
+    def make_block(self, channels: int, block_index: int,
+                   **kwargs) -> ReversibleBlock:
+        """Build the block at position ``block_index`` of a unit.
+
+        The blocks of most schemes do not depend on their position, and
+        this ignores ``block_index``; a scheme whose first block differs
+        (e.g. the midpoint rule's forward-Euler start) overrides it.
+
+        Args:
+            channels (int): Width of the unit.
+            block_index (int): Position of the block in its unit.
+            **kwargs: Arguments of :attr:`block_cls` (``h``, ``norm_cfg``,
+                ``act_cfg`` and ``block_cfg``).
+        """
+        return self.block_cls(channels, **kwargs)
+
     def _parse_arch(self, arch) -> dict:
         name = type(self).__name__
         if isinstance(arch, (str, int)) and not isinstance(arch, bool):
@@ -221,22 +247,6 @@ class BaseReversibleNet(BaseBackbone):
         return dict(arch, blocks=blocks, widths=widths)
 
     @staticmethod
-    def _parse_out_indices(out_indices, num_units) -> Tuple[int, ...]:
-        if isinstance(out_indices, int):
-            out_indices = [out_indices]
-        if not isinstance(out_indices, Sequence) or not out_indices:
-            raise TypeError('out_indices must be an int or a non-empty '
-                            f'sequence of ints, got {out_indices!r}.')
-        result = []
-        for index in out_indices:
-            if not isinstance(index, int) or not \
-                    -num_units <= index < num_units:
-                raise ValueError(f'out_indices: {index!r} is not a unit index '
-                                 f'(the network has {num_units} units).')
-            result.append(index % num_units)
-        return tuple(result)
-
-    @staticmethod
     def _make_stem(in_channels, out_channels, stem_type, norm_cfg,
                    act_cfg) -> nn.Sequential:
         if stem_type == 'cifar':
@@ -256,25 +266,16 @@ class BaseReversibleNet(BaseBackbone):
         return nn.Sequential(*layers)
 
     # -- training-mode behaviour ----------------------------------------------
-    def _freeze_stages(self):
+    def _frozen_modules(self) -> list:
         if self.frozen_stages < 0:
-            return
-        frozen = [self.stem] + list(self.units[:self.frozen_stages])
-        for module in frozen:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
+            return []
+        return [self.stem, *self.units[:self.frozen_stages]]
 
     def train(self, mode: bool = True):
         super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
+        return freeze(self, self._frozen_modules(), mode and self.norm_eval)
 
-    # -- forward ----------------------------------------------------------------
+    # -- forward ---------------------------------------------------------------
     def _check_input(self, x: Tensor):
         name = type(self).__name__
         if x.dim() != 4:
@@ -292,18 +293,46 @@ class BaseReversibleNet(BaseBackbone):
                 f'total downsampling ({min_size}x{min_size}: stem stride '
                 f'{self.stem_stride}, {self.num_units - 1} transitions).')
 
-    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
-        self._check_input(x)
+    def iter_units(
+        self,
+        x: Tensor,
+        run_unit: Optional[Callable[[nn.Module, Tensor], Tensor]] = None,
+        num_units: Optional[int] = None
+    ) -> Iterator[Tuple[int, ReversibleSequence, Tensor, Tensor]]:
+        """Run the stem, then the units and the transitions between them.
+
+        The one walk through the backbone: :meth:`forward` and the
+        measurements of :mod:`mmrevode.analysis` use it.
+
+        Args:
+            x (Tensor): The input images.
+            run_unit (callable, optional): ``run_unit(unit, unit_input)``
+                returns the unit's output, e.g. by running its blocks one
+                by one. Defaults to calling the unit.
+            num_units (int, optional): Stop after this many units.
+                Defaults to all.
+
+        Yields:
+            tuple: ``(index, unit, unit_input, unit_output)`` for each unit
+            in turn.
+        """
+        run_unit = run_unit or (lambda unit, inputs: unit(inputs))
         x = self.stem(x)
-        outs = []
-        for i, unit in enumerate(self.units):
+        for i, unit in enumerate(self.units[:num_units]):
             if i > 0:
                 x = self.transitions[i - 1](x)
-            x = unit(x)
+            out = run_unit(unit, x)
+            yield i, unit, x, out
+            x = out
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        self._check_input(x)
+        outs = []
+        for i, _, _, out in self.iter_units(x):
             if i in self.out_indices:
                 norm = self.out_norms[str(i)] if str(i) in self.out_norms \
                     else None
-                outs.append(norm(x) if norm is not None else x)
+                outs.append(norm(out) if norm is not None else out)
         return tuple(outs)
 
 

@@ -1,5 +1,5 @@
 """The CIFAR ResNets of He et al. (2016): ResNet-20/32/44/56/110."""
-from typing import Optional, Sequence, Tuple, Union
+from typing import Callable, Iterator, Optional, Sequence, Tuple, Union
 
 import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer, build_norm_layer
@@ -8,7 +8,8 @@ from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.models.backbones.resnet import BasicBlock
 from mmpretrain.registry import MODELS
 from torch import Tensor, nn
-from torch.nn.modules.batchnorm import _BatchNorm
+
+from .utils import freeze, parse_out_indices
 
 SHORTCUT_TYPES = ('A', 'B')
 
@@ -133,17 +134,7 @@ class CifarResNet(BaseBackbone):
         if not isinstance(num_stages, int) or num_stages < 1:
             raise ValueError('CifarResNet: num_stages must be a positive '
                              f'int, got {num_stages!r}.')
-        if isinstance(out_indices, int):
-            out_indices = [out_indices]
-        if not isinstance(out_indices, Sequence) or not out_indices:
-            raise TypeError('out_indices must be an int or a non-empty '
-                            f'sequence of ints, got {out_indices!r}.')
-        for index in out_indices:
-            if not isinstance(index, int) or not \
-                    -num_stages <= index < num_stages:
-                raise ValueError(f'out_indices: {index!r} is not a stage '
-                                 f'index (the network has {num_stages} '
-                                 'stages).')
+        out_indices = parse_out_indices(out_indices, num_stages)
         if not isinstance(frozen_stages, int) or not \
                 -1 <= frozen_stages <= num_stages:
             raise ValueError('CifarResNet: frozen_stages must be an int in '
@@ -154,7 +145,7 @@ class CifarResNet(BaseBackbone):
         self.base_channels = base_channels
         self.num_stages = num_stages
         self.shortcut = shortcut
-        self.out_indices = tuple(i % num_stages for i in out_indices)
+        self.out_indices = out_indices
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.zero_init_residual = zero_init_residual
@@ -191,7 +182,7 @@ class CifarResNet(BaseBackbone):
             layer_name = f'layer{i + 1}'
             self.add_module(layer_name, nn.Sequential(*blocks))
             self.res_layers.append(layer_name)
-        self._freeze_stages()
+        freeze(self, self._frozen_modules())
 
     def _make_shortcut(self, in_channels, out_channels, stride,
                        norm_cfg) -> nn.Module:
@@ -213,36 +204,48 @@ class CifarResNet(BaseBackbone):
                 if isinstance(m, BasicBlock):
                     constant_init(m.norm2, 0)
 
-    def _freeze_stages(self):
+    def _frozen_modules(self) -> list:
         if self.frozen_stages < 0:
-            return
-        frozen = [self.conv1, self.norm1] + [
+            return []
+        return [self.conv1, self.norm1] + [
             getattr(self, name)
             for name in self.res_layers[:self.frozen_stages]
         ]
-        for module in frozen:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
 
     def train(self, mode: bool = True):
         super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
+        return freeze(self, self._frozen_modules(), mode and self.norm_eval)
 
     def forward_stem(self, x: Tensor) -> Tensor:
         """The 3x3 convolution, norm and activation before the stages."""
         return self.relu(self.norm1(self.conv1(x)))
 
-    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+    def iter_units(
+        self,
+        x: Tensor,
+        run_unit: Optional[Callable[[nn.Module, Tensor], Tensor]] = None,
+        num_units: Optional[int] = None
+    ) -> Iterator[Tuple[int, nn.Sequential, Tensor, Tensor]]:
+        """Run the stem, then the stages one by one.
+
+        Args:
+            x (Tensor): The input images.
+            run_unit (callable, optional): ``run_unit(stage, stage_input)``
+                returns the stage's output. Defaults to calling the stage.
+            num_units (int, optional): Stop after this many stages.
+                Defaults to all.
+
+        Yields:
+            tuple: ``(index, stage, stage_input, stage_output)`` for each
+            stage in turn.
+        """
+        run_unit = run_unit or (lambda stage, inputs: stage(inputs))
         x = self.forward_stem(x)
-        outs = []
-        for i, layer_name in enumerate(self.res_layers):
-            x = getattr(self, layer_name)(x)
-            if i in self.out_indices:
-                outs.append(x)
-        return tuple(outs)
+        for i, layer_name in enumerate(self.res_layers[:num_units]):
+            out = run_unit(getattr(self, layer_name), x)
+            yield i, getattr(self, layer_name), x, out
+            x = out
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        return tuple(out for i, _, _, out in self.iter_units(x)
+                     if i in self.out_indices)

@@ -3,6 +3,7 @@ from mmpretrain.registry import MODELS
 
 from ..blocks import LeapfrogBlock
 from .base_reversible_net import BaseReversibleNet
+from .midpoint_net import MidpointNet
 
 
 @MODELS.register_module()
@@ -13,8 +14,8 @@ class LeapfrogNet(BaseReversibleNet):
     ``Y'' = -K^T act(N(K Y))`` with the leapfrog rule
     ``Y_{j+1} = 2 Y_j - Y_{j-1} - h^2 F_j(Y_j)`` (:class:`LeapfrogBlock`).
 
-    Presets: ``'62'``, ``'92'``, ``'182'`` with 10, 15 and 30 blocks per unit
-    (depth ``6n + 2``), widths 32-64-128.
+    Presets: those of :class:`MidpointNet`, ``'62'``, ``'92'``, ``'182'`` with
+    10, 15 and 30 blocks per unit (depth ``6n + 2``), widths 32-64-128.
 
     Args:
         arch (str | int | dict): Preset or ``dict(blocks, widths)``.
@@ -28,17 +29,15 @@ class LeapfrogNet(BaseReversibleNet):
     Example:
         >>> import torch
         >>> from mmrevode.models import LeapfrogNet
-        >>> model = LeapfrogNet(arch='62')
-        >>> print(tuple(model(torch.rand(2, 3, 32, 32))[-1].shape))
+        >>> model = LeapfrogNet(arch='62', start='zero', out_indices=(0, 2))
+        >>> for out in model(torch.rand(2, 3, 32, 32)):
+        ...     print(tuple(out.shape))
+        (2, 32, 32, 32)
         (2, 128, 8, 8)
     """
     block_cls = LeapfrogBlock
     default_h = 0.1
-    arch_settings = {
-        '62': dict(blocks=[10, 10, 10], widths=[32, 64, 128]),
-        '92': dict(blocks=[15, 15, 15], widths=[32, 64, 128]),
-        '182': dict(blocks=[30, 30, 30], widths=[32, 64, 128]),
-    }
+    arch_settings = MidpointNet.arch_settings
 
     def __init__(self, arch='62', start='rest', block_cfg=None, **kwargs):
         block_cfg = dict(block_cfg or {})

@@ -21,7 +21,7 @@ class MidpointNet(BaseReversibleNet):
             Defaults to ``'62'``.
         h (float): Step size. Defaults to 0.02: with larger steps the
             reconstruction round-off of deep units grows quickly in float32
-            (see the README's measurements).
+            (see docs/engine.md, "Numerical accuracy").
         **kwargs: See :class:`BaseReversibleNet`.
 
     Example:
@@ -33,6 +33,7 @@ class MidpointNet(BaseReversibleNet):
     """
     block_cls = MidpointBlock
     default_h = 0.02
+    #: The depths of the paper's two-step networks (Leapfrog has the same).
     arch_settings = {
         '62': dict(blocks=[10, 10, 10], widths=[32, 64, 128]),
         '92': dict(blocks=[15, 15, 15], widths=[32, 64, 128]),
@@ -41,3 +42,7 @@ class MidpointNet(BaseReversibleNet):
 
     def __init__(self, arch='62', **kwargs):
         super().__init__(arch, **kwargs)
+
+    def make_block(self, channels, block_index, **kwargs) -> MidpointBlock:
+        """The first block of a unit takes the forward-Euler step."""
+        return self.block_cls(channels, block_index=block_index, **kwargs)

@@ -2,7 +2,6 @@
 from mmpretrain.registry import MODELS
 
 from ..blocks import RevNetBlock
-from ..blocks.revnet import REVNET_BLOCK_TYPES
 from .base_reversible_net import BaseReversibleNet
 
 
@@ -48,12 +47,11 @@ class RevNet(BaseReversibleNet):
     Example:
         >>> import torch
         >>> from mmrevode.models import RevNet
-        >>> model = RevNet(arch='38', out_indices=(0, 1, 2))
-        >>> for out in model(torch.rand(2, 3, 32, 32)):
-        ...     print(tuple(out.shape))
-        (2, 32, 32, 32)
-        (2, 64, 16, 16)
-        (2, 112, 8, 8)
+        >>> model = RevNet(arch='164')
+        >>> model.block_type, model.units[0].blocks[0].f.layers[0].kernel_size
+        ('bottleneck', (1, 1))
+        >>> print(tuple(model(torch.rand(2, 3, 32, 32))[-1].shape))
+        (2, 512, 8, 8)
     """
     block_cls = RevNetBlock
     default_h = 1.0
@@ -68,14 +66,13 @@ class RevNet(BaseReversibleNet):
             block_type='bottleneck'),
     }
 
-    def __init__(self, arch='38', block_cfg=None, **kwargs):
-        block_cfg = dict(block_cfg or {})
-        if 'block_type' not in block_cfg:
-            block_cfg['block_type'] = self._parse_arch(arch).get(
-                'block_type', 'basic')
-        if block_cfg['block_type'] not in REVNET_BLOCK_TYPES:
-            raise ValueError(f'RevNet: block_type must be one of '
-                             f'{REVNET_BLOCK_TYPES}, got '
-                             f'{block_cfg["block_type"]!r}.')
-        super().__init__(arch, block_cfg=block_cfg, **kwargs)
-        self.block_type = block_cfg['block_type']
+    def __init__(self, arch='38', **kwargs):
+        super().__init__(arch, **kwargs)
+        self.block_type = self.units[0].blocks[0].block_type
+
+    def make_block(self, channels, block_index, **kwargs) -> RevNetBlock:
+        """``F`` of a unit's first block starts without norm and activation
+        (see :class:`RevNetBlock`); the arch's ``block_type`` applies unless
+        ``block_cfg`` names one."""
+        kwargs.setdefault('block_type', self.arch.get('block_type', 'basic'))
+        return self.block_cls(channels, block_index=block_index, **kwargs)

@@ -3,9 +3,11 @@ from .hamiltonian import HamiltonianBlock
 from .layers import AntisymmetricConvLayer, SymmetricConvLayer
 from .leapfrog import LeapfrogBlock
 from .midpoint import MidpointBlock
+from .pairs import ChannelHalvesBlock, TwoStateBlock
 from .revnet import PreActResidual, RevNetBlock
 
 __all__ = [
-    'AntisymmetricConvLayer', 'HamiltonianBlock', 'LeapfrogBlock',
-    'MidpointBlock', 'PreActResidual', 'RevNetBlock', 'SymmetricConvLayer'
+    'AntisymmetricConvLayer', 'ChannelHalvesBlock', 'HamiltonianBlock',
+    'LeapfrogBlock', 'MidpointBlock', 'PreActResidual', 'RevNetBlock',
+    'SymmetricConvLayer', 'TwoStateBlock'
 ]

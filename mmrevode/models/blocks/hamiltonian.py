@@ -1,16 +1,15 @@
 """Hamiltonian (Verlet) block, Chang et al. 2018, Eq. (7)/(8)."""
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
-import torch
 from mmpretrain.registry import MODELS
-from torch import Tensor
 
-from ..reversible import ReversibleBlock, ShiftStep
+from ..reversible import ShiftStep
 from .layers import SymmetricConvLayer
+from .pairs import ChannelHalvesBlock
 
 
 @MODELS.register_module()
-class HamiltonianBlock(ReversibleBlock):
+class HamiltonianBlock(ChannelHalvesBlock):
     """One Verlet step of the Hamiltonian system on the channel halves.
 
     .. math::
@@ -30,8 +29,6 @@ class HamiltonianBlock(ReversibleBlock):
             ``dict(type='BN')``.
         act_cfg (dict): Activation inside ``F``. Defaults to
             ``dict(type='ReLU')``.
-        block_index (int): Position of the block in its unit (unused).
-            Defaults to 0.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
 
@@ -40,14 +37,10 @@ class HamiltonianBlock(ReversibleBlock):
                  h: float = 0.1,
                  norm_cfg: Optional[dict] = dict(type='BN'),
                  act_cfg: dict = dict(type='ReLU'),
-                 block_index: int = 0,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
-        if channels % 2:
-            raise ValueError('HamiltonianBlock splits its input into two '
-                             f'channel halves; channels={channels} is odd.')
         self.h = h
-        half = channels // 2
+        half = self.half_channels(channels)
         self.f1 = SymmetricConvLayer(half, norm_cfg=norm_cfg, act_cfg=act_cfg)
         self.f2 = SymmetricConvLayer(half, norm_cfg=norm_cfg, act_cfg=act_cfg)
 
@@ -56,10 +49,3 @@ class HamiltonianBlock(ReversibleBlock):
             ShiftStep(self.f1, 1.0, 0.0, self.h),
             ShiftStep(self.f2, 1.0, 0.0, -self.h)
         ]
-
-    def split(self, x: Tensor) -> Tuple[Tensor, Tensor]:
-        y, z = x.chunk(2, dim=1)
-        return y.contiguous(), z.contiguous()
-
-    def merge(self, a: Tensor, b: Tensor) -> Tensor:
-        return torch.cat([a, b], dim=1)

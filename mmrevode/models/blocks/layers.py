@@ -7,7 +7,36 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 
-class SymmetricConvLayer(BaseModule):
+class ConvNormAct(BaseModule):
+    """The convolution ``K`` (same padding; a bias only without a norm), the
+    norm ``N`` (an identity for ``norm_cfg=None``) and the activation that
+    the step functions below are made of; each applies them its own way.
+
+    Args:
+        in_channels (int): Input channels of ``K``.
+        out_channels (int): Output channels of ``K``.
+        kernel_size (int): Kernel size of ``K`` (odd).
+        norm_cfg (dict, optional): Config of ``N``.
+        act_cfg (dict): Config of the activation.
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
+                 norm_cfg: Optional[dict], act_cfg: dict,
+                 init_cfg: Optional[dict]):
+        super().__init__(init_cfg=init_cfg)
+        self.conv = nn.Conv2d(
+            in_channels,
+            out_channels,
+            kernel_size,
+            padding=kernel_size // 2,
+            bias=norm_cfg is None)
+        self.norm = build_norm_layer(norm_cfg, out_channels)[1] \
+            if norm_cfg is not None else nn.Identity()
+        self.act = build_activation_layer(act_cfg)
+
+
+class SymmetricConvLayer(ConvNormAct):
     """``F(x) = K^T act(N(K x + b))`` with one convolution ``K`` used twice.
 
     ``K^T`` is the true adjoint of ``K``: ``conv_transpose2d`` with the same
@@ -35,17 +64,8 @@ class SymmetricConvLayer(BaseModule):
                  norm_cfg: Optional[dict] = dict(type='BN'),
                  act_cfg: dict = dict(type='ReLU'),
                  init_cfg: Optional[dict] = None):
-        super().__init__(init_cfg=init_cfg)
-        mid_channels = mid_channels or channels
-        self.conv = nn.Conv2d(
-            channels,
-            mid_channels,
-            kernel_size,
-            padding=kernel_size // 2,
-            bias=norm_cfg is None)
-        self.norm = build_norm_layer(norm_cfg, mid_channels)[1] \
-            if norm_cfg is not None else nn.Identity()
-        self.act = build_activation_layer(act_cfg)
+        super().__init__(channels, mid_channels or channels, kernel_size,
+                         norm_cfg, act_cfg, init_cfg)
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.act(self.norm(self.conv(x)))
@@ -53,7 +73,7 @@ class SymmetricConvLayer(BaseModule):
             out, self.conv.weight, padding=self.conv.padding)
 
 
-class AntisymmetricConvLayer(BaseModule):
+class AntisymmetricConvLayer(ConvNormAct):
     """``F(x) = act(N((K - K^T) x + b))`` with an anti-symmetric operator.
 
     ``K - K^T`` is anti-symmetric, so its eigenvalues are imaginary: the
@@ -78,16 +98,8 @@ class AntisymmetricConvLayer(BaseModule):
                  norm_cfg: Optional[dict] = dict(type='BN'),
                  act_cfg: dict = dict(type='ReLU'),
                  init_cfg: Optional[dict] = None):
-        super().__init__(init_cfg=init_cfg)
-        self.conv = nn.Conv2d(
-            channels,
-            channels,
-            kernel_size,
-            padding=kernel_size // 2,
-            bias=norm_cfg is None)
-        self.norm = build_norm_layer(norm_cfg, channels)[1] \
-            if norm_cfg is not None else nn.Identity()
-        self.act = build_activation_layer(act_cfg)
+        super().__init__(channels, channels, kernel_size, norm_cfg, act_cfg,
+                         init_cfg)
 
     def antisymmetric_weight(self) -> Tensor:
         """The kernel of ``K - K^T``."""

@@ -5,14 +5,15 @@ import torch
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
-from ..reversible import ReversibleBlock, ShiftStep
+from ..reversible import ShiftStep
 from .layers import SymmetricConvLayer
+from .pairs import TwoStateBlock
 
 LEAPFROG_STARTS = ('rest', 'zero')
 
 
 @MODELS.register_module()
-class LeapfrogBlock(ReversibleBlock):
+class LeapfrogBlock(TwoStateBlock):
     """``Y_{j+1} = 2 Y_j - Y_{j-1} - h^2 K_j^T act(N(K_j Y_j))``.
 
     A discretisation of the second-order system ``Y'' = -K^T act(N(K Y))``.
@@ -36,8 +37,6 @@ class LeapfrogBlock(ReversibleBlock):
             ``dict(type='ReLU')``.
         start (str): ``'rest'`` or ``'zero'``, see above. Defaults to
             ``'rest'``.
-        block_index (int): Position of the block in its unit (unused).
-            Defaults to 0.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
 
@@ -47,7 +46,6 @@ class LeapfrogBlock(ReversibleBlock):
                  norm_cfg: Optional[dict] = dict(type='BN'),
                  act_cfg: dict = dict(type='ReLU'),
                  start: str = 'rest',
-                 block_index: int = 0,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         if start not in LEAPFROG_STARTS:
@@ -65,6 +63,3 @@ class LeapfrogBlock(ReversibleBlock):
         if self.start == 'zero':
             return torch.zeros_like(x), x
         return x, x
-
-    def merge(self, a: Tensor, b: Tensor) -> Tensor:
-        return b

@@ -1,15 +1,14 @@
 """Midpoint block: the two-step explicit midpoint (leapfrog-in-time) rule."""
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 from mmpretrain.registry import MODELS
-from torch import Tensor
-
-from ..reversible import ReversibleBlock, ShiftStep
+from ..reversible import ShiftStep
 from .layers import AntisymmetricConvLayer
+from .pairs import TwoStateBlock
 
 
 @MODELS.register_module()
-class MidpointBlock(ReversibleBlock):
+class MidpointBlock(TwoStateBlock):
     """``Y_{j+1} = Y_{j-1} + 2h F_j(Y_j)``, ``F = act(N((K - K^T) Y))``.
 
     The state is the pair ``(Y_{j-1}, Y_j)`` and each block is one shift step
@@ -47,9 +46,3 @@ class MidpointBlock(ReversibleBlock):
     def shift_steps(self) -> List[ShiftStep]:
         gamma = self.h if self.block_index == 0 else 2 * self.h
         return [ShiftStep(self.f, 1.0, 0.0, gamma)]
-
-    def split(self, x: Tensor) -> Tuple[Tensor, Tensor]:
-        return x, x
-
-    def merge(self, a: Tensor, b: Tensor) -> Tensor:
-        return b

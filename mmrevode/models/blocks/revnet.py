@@ -1,13 +1,13 @@
 """RevNet block (Gomez et al., NeurIPS 2017), a baseline on the same engine."""
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
-import torch
 from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 from torch import Tensor, nn
 
-from ..reversible import ReversibleBlock, ShiftStep
+from ..reversible import ShiftStep
+from .pairs import ChannelHalvesBlock
 
 REVNET_BLOCK_TYPES = ('basic', 'bottleneck')
 
@@ -80,7 +80,7 @@ class PreActResidual(BaseModule):
 
 
 @MODELS.register_module()
-class RevNetBlock(ReversibleBlock):
+class RevNetBlock(ChannelHalvesBlock):
     """One RevNet block on the channel halves ``(x1, x2)``.
 
     .. math::
@@ -146,12 +146,9 @@ class RevNetBlock(ReversibleBlock):
                  block_index: int = 0,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
-        if channels % 2:
-            raise ValueError('RevNetBlock splits its input into two channel '
-                             f'halves; channels={channels} is odd.')
         self.h = h
         self.block_type = block_type
-        half = channels // 2
+        half = self.half_channels(channels)
         if f_preact is None:
             f_preact = block_index > 0
         self.f = PreActResidual(
@@ -163,10 +160,3 @@ class RevNetBlock(ReversibleBlock):
             ShiftStep(self.f, 1.0, 0.0, self.h),
             ShiftStep(self.g, 1.0, 0.0, self.h)
         ]
-
-    def split(self, x: Tensor) -> Tuple[Tensor, Tensor]:
-        x1, x2 = x.chunk(2, dim=1)
-        return x1.contiguous(), x2.contiguous()
-
-    def merge(self, a: Tensor, b: Tensor) -> Tensor:
-        return torch.cat([a, b], dim=1)

@@ -1,31 +1,26 @@
-"""tools/analysis_tools/stability.py on tiny models."""
-import importlib.util
+"""mmrevode.analysis.stability and tools/analysis_tools/stability.py on tiny
+models."""
 import json
 import math
-import os.path as osp
 
 import pytest
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-SPEC = importlib.util.spec_from_file_location(
-    'stability', osp.join(ROOT, 'tools', 'analysis_tools', 'stability.py'))
-stability = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(stability)
+from mmrevode.analysis import (build_backbone, depth_profile,
+                               jacobian_spectrum, right_hand_side)
 
 TINY = "{'blocks': [2, 3], 'widths': [8, 16]}"
 
 
 def build(spec, **options):
-    torch.manual_seed(0)
-    return stability.build_backbone(spec, backbone_options=options)[1]
+    return build_backbone(spec, options, seed=0)
 
 
 @pytest.mark.parametrize('spec', [
     f'HamiltonianNet:{TINY}', f'MidpointNet:{TINY}', f'LeapfrogNet:{TINY}'
 ])
 def test_ode_right_hand_sides_have_imaginary_spectra(spec):
-    result = stability.jacobian_spectrum(build(spec), size=3)
+    result = jacobian_spectrum(build(spec), size=3)
     assert result['spectral_radius'] > 0.1
     # Imaginary up to round-off (zero eigenvalues from inactive ReLUs are
     # defective, hence the square-root-of-epsilon scale).
@@ -37,10 +32,10 @@ def test_hamiltonian_right_hand_side_is_the_papers():
     model = build(f'HamiltonianNet:{TINY}').double().eval()
     block = model.units[0].blocks[0]
     y, z = torch.randn(2, 1, 4, 3, 3, dtype=torch.float64)
-    rhs, point = stability.right_hand_side(block, (y, z))
+    rhs, point = right_hand_side(block, (y, z))
     dy, dz = rhs(point)
     assert torch.equal(dy, block.f1(z)) and torch.equal(dz, -block.f2(y))
-    result = stability.jacobian_spectrum(model, unit=1, block=-1, size=2)
+    result = jacobian_spectrum(model, unit=1, block=-1, size=2)
     assert (result['unit'], result['block'], result['dim']) == (1, 2, 64)
     assert result['real_to_radius'] < 1e-6
 
@@ -48,20 +43,20 @@ def test_hamiltonian_right_hand_side_is_the_papers():
 def test_spectrum_runs_only_the_units_it_needs():
     # 3x3 maps in unit 0 would shrink to nothing in unit 2.
     model = build("HamiltonianNet:{'blocks': [1, 1, 1], 'widths': [4, 8, 16]}")
-    assert stability.jacobian_spectrum(model, size=3)['dim'] == 36
+    assert jacobian_spectrum(model, size=3)['dim'] == 36
 
 
 @pytest.mark.parametrize('spec', [f'RevNet:{TINY}', 'CifarResNet:8'])
 def test_residual_baselines_have_real_parts(spec):
-    result = stability.jacobian_spectrum(build(spec), size=3)
+    result = jacobian_spectrum(build(spec), size=3)
     assert result['real_to_radius'] > 0.1
 
 
 def test_resnet_block_that_changes_shape_is_refused():
     with pytest.raises(ValueError, match='changes the shape'):
-        stability.jacobian_spectrum(build('CifarResNet:8'), unit=1, block=0)
+        jacobian_spectrum(build('CifarResNet:8'), unit=1, block=0)
     with pytest.raises(ValueError, match='out of range'):
-        stability.jacobian_spectrum(build('CifarResNet:8'), unit=3)
+        jacobian_spectrum(build('CifarResNet:8'), unit=3)
 
 
 @pytest.mark.parametrize('spec, blocks', [
@@ -72,7 +67,7 @@ def test_resnet_block_that_changes_shape_is_refused():
 def test_depth_profile_shapes_and_running_stats(spec, blocks):
     model = build(spec)
     buffers = {k: v.clone() for k, v in model.state_dict().items()}
-    units = stability.depth_profile(model, batch_size=4, input_size=8)
+    units = depth_profile(model, batch_size=4, input_size=8)
     assert [len(u['state_norm']) for u in units] == [n + 1 for n in blocks]
     for unit in units:
         for key in ('state_norm', 'grad_norm', 'pair_grad_norm',
@@ -88,7 +83,7 @@ def test_depth_profile_shapes_and_running_stats(spec, blocks):
 
 def test_gradient_at_a_unit_input_is_the_autograd_gradient():
     model = build(f'HamiltonianNet:{TINY}', out_norm=False).double()
-    units = stability.depth_profile(model, batch_size=2, input_size=4)
+    units = depth_profile(model, batch_size=2, input_size=4)
     # The same loss through the backbone's own forward.
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(2, 3, 4, 4, generator=generator).double()
@@ -101,14 +96,13 @@ def test_gradient_at_a_unit_input_is_the_autograd_gradient():
     assert units[0]['grad_norm'][0] == pytest.approx(expected, rel=1e-10)
 
 
-def test_command_line_writes_png_and_json(tmp_path):
+def test_command_line_writes_png_and_json(tmp_path, run_tool):
     config = tmp_path / 'tiny_revnet.py'
     config.write_text(
         'model = dict(type="ImageClassifier", backbone=dict(type="RevNet", '
         'arch=dict(blocks=[1, 2], widths=[8, 16])))\n')
-    torch.manual_seed(0)
     checkpoint = tmp_path / 'tiny.pth'
-    backbone = stability.build_backbone(str(config))[1]
+    backbone = build_backbone(str(config), seed=0)
     torch.save({
         'state_dict': {
             f'backbone.{k}': v.clone().fill_(0.5) if v.is_floating_point()
@@ -117,18 +111,18 @@ def test_command_line_writes_png_and_json(tmp_path):
         },
         'meta': {}
     }, checkpoint)
-    result = stability.main([
-        str(config), f'LeapfrogNet:{TINY}', 'CifarResNet:8', '--checkpoint',
-        str(checkpoint), 'none', 'none', '--batch-size', '2',
+    stdout = run_tool(
+        'stability', config, f'LeapfrogNet:{TINY}', 'CifarResNet:8',
+        '--checkpoint', checkpoint, 'none', 'none', '--batch-size', '2',
         '--input-size', '8', '--jac-size', '2', '--out-dir',
-        str(tmp_path / 'out')
-    ])
-    with open(result['png'], 'rb') as f:
+        tmp_path / 'out')
+    assert stdout.count('right-hand side: max|Re|/rho') == 3
+    with open(tmp_path / 'out' / 'stability.png', 'rb') as f:
         assert f.read(8) == b'\x89PNG\r\n\x1a\n'
-    with open(result['json']) as f:
+    with open(tmp_path / 'out' / 'stability.json') as f:
         models = json.load(f)['models']
     assert [m['name'] for m in models] == [
-        'tiny_revnet', 'LeapfrogNet-custom', 'CifarResNet-8'
+        'tiny_revnet', 'LeapfrogNet-12', 'CifarResNet-8'
     ]
     assert [m['mode'] for m in models] == ['eval', 'train', 'train']
     assert [len(m['units']) for m in models] == [2, 2, 3]
@@ -140,21 +134,6 @@ def test_command_line_writes_png_and_json(tmp_path):
             u['grad_norm'])
 
 
-def test_checkpoint_is_loaded_into_the_backbone(tmp_path):
-    model = build('CifarResNet:8')
-    state = {f'backbone.{k}': torch.full_like(v, 0.25) if
-             v.is_floating_point() else v
-             for k, v in model.state_dict().items()}
-    state['head.fc.weight'] = torch.zeros(10, 64)
-    torch.save({'state_dict': state}, tmp_path / 'c.pth')
-    stability.load_backbone_checkpoint(model, str(tmp_path / 'c.pth'))
-    assert torch.all(model.conv1.weight == 0.25)
-    torch.save({'state_dict': {'head.fc.weight': torch.zeros(1)}},
-               tmp_path / 'bad.pth')
-    with pytest.raises(RuntimeError, match='no key'):
-        stability.load_backbone_checkpoint(model, str(tmp_path / 'bad.pth'))
-
-
 def test_unknown_model_spec():
     with pytest.raises(ValueError, match='neither a config'):
-        stability.build_backbone('NoSuchNet:3')
+        build_backbone('NoSuchNet:3')

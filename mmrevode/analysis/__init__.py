@@ -1,0 +1,54 @@
+"""Measurements of the reversible networks.
+
+The library behind ``tools/analysis_tools/`` (each tool is a command line
+over it: arguments, a table, JSON and a figure):
+
+=====================  =======================================================
+module                 what it measures
+=====================  =======================================================
+:mod:`.models`         builds a model from a spec ``'TYPE[:ARCH]'`` or config
+:mod:`.memory`         saved-for-backward bytes, peak memory, fresh processes
+:mod:`.benchmark`      memory and time of paired training steps per mode
+:mod:`.reconstruction` error of rebuilding each unit's input from its output
+:mod:`.stability`      state and gradient norms along the depth, spectra
+:mod:`.amp`            gradient drift under mixed precision
+=====================  =======================================================
+
+Example:
+    >>> from mmrevode.analysis import build_backbone, unit_errors
+    >>> import torch
+    >>> backbone = build_backbone("MidpointNet:{'blocks': [2], 'widths': [8]}")
+    >>> errors = unit_errors(backbone, torch.randn(2, 3, 8, 8))
+    >>> len(errors), errors[0] < 1e-5
+    (1, True)
+"""
+from .amp import AMP_METRICS, amp_drift, worst_amp_drift
+from .benchmark import (RECORD_FIELDS, TrainStep, backbone_parts,
+                        benchmark_model, machine_info, memory_model,
+                        run_benchmark, time_model)
+from .memory import (MemoryMeter, configure_malloc, count_saved_bytes,
+                     release_free_memory, run_in_fresh_process)
+from .models import (LAYERS_PER_BLOCK, MODES, TrainingModel, backbone_registry,
+                     build_backbone, build_training_models,
+                     load_backbone_checkpoint, model_spec, parse_spec,
+                     quiet_init_weights, set_reversible, sweep_specs)
+from .reconstruction import (RECONSTRUCTION_FIELDS, PatternData,
+                             measure_reconstruction, run_reconstruction,
+                             unit_errors)
+from .stability import (analyse_stability, depth_profile, jacobian_spectrum,
+                        right_hand_side, walk_units)
+
+__all__ = [
+    'AMP_METRICS', 'LAYERS_PER_BLOCK', 'MODES', 'RECONSTRUCTION_FIELDS',
+    'RECORD_FIELDS',
+    'MemoryMeter', 'PatternData', 'TrainStep', 'TrainingModel',
+    'amp_drift', 'analyse_stability', 'backbone_parts', 'backbone_registry',
+    'benchmark_model', 'build_backbone', 'build_training_models',
+    'configure_malloc', 'count_saved_bytes', 'depth_profile',
+    'jacobian_spectrum', 'load_backbone_checkpoint', 'machine_info',
+    'measure_reconstruction', 'memory_model', 'model_spec', 'parse_spec',
+    'quiet_init_weights', 'release_free_memory', 'right_hand_side',
+    'run_benchmark', 'run_in_fresh_process', 'run_reconstruction',
+    'set_reversible', 'sweep_specs', 'time_model', 'unit_errors',
+    'walk_units', 'worst_amp_drift'
+]

@@ -1,0 +1,182 @@
+"""The options every measurement tool shares, with one name each.
+
+============================  =================================================
+option                        meaning
+============================  =================================================
+``models``                    specs ``TYPE[:ARCH]`` (or config files, where a
+                              tool takes them)
+``--blocks-per-unit N ...``   depth sweep: a model of each depth per ``TYPE``
+``--widths C ...``            unit widths of the depth sweep
+``--backbone-options``        ``key=value`` overrides of every backbone
+``--batch-size``              images per batch
+``--input-size``              height and width of the images
+``--seed``                    seed of the weights and the data
+``--threads``                 ``torch.set_num_threads``
+``--no-progress``             no progress bar
+``--device``                  ``cuda`` or ``cpu``
+``--out-dir``, ``--name``     the tool writes ``OUT_DIR/NAME.json`` (and
+                              ``NAME.png``)
+``--title``                   title of the figure
+============================  =================================================
+"""
+import argparse
+import json
+import os
+import os.path as osp
+from typing import List, Optional, Sequence
+
+import torch
+
+from .models import sweep_specs
+
+
+def model_parser(description: str,
+                 sweep: bool = True,
+                 configs: bool = False) -> argparse.ArgumentParser:
+    """A parser with ``models``, ``--backbone-options`` and, with ``sweep``,
+    ``--blocks-per-unit`` and ``--widths``.
+
+    Args:
+        description (str): What the tool does.
+        sweep (bool): The tool runs depth sweeps. Defaults to True.
+        configs (bool): The models may be config files. Defaults to False.
+    """
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        'models',
+        nargs='+',
+        help='specs TYPE[:ARCH] such as HamiltonianNet:110 or '
+        '"RevNet:{\'blocks\': [2, 2], \'widths\': [8, 16]}"' +
+        (', or config files' if configs else '') +
+        (', or TYPE with --blocks-per-unit' if sweep else ''))
+    if sweep:
+        parser.add_argument(
+            '--blocks-per-unit',
+            type=int,
+            nargs='+',
+            help='depth sweep: these numbers of blocks in every unit of '
+            'each TYPE')
+        parser.add_argument(
+            '--widths',
+            type=int,
+            nargs='+',
+            default=[32, 64, 128],
+            help='unit widths of the depth sweep (default: 32 64 128)')
+    parser.add_argument(
+        '--backbone-options',
+        nargs='+',
+        action=DictAction,
+        help='override arguments of every backbone, e.g. h=0.05')
+    return parser
+
+
+def add_run_arguments(parser: argparse.ArgumentParser,
+                      batch_size: int,
+                      input_size: int = 32,
+                      several_batch_sizes: bool = False,
+                      progress_bar: bool = False,
+                      device: bool = False):
+    """``--batch-size`` (a list with ``several_batch_sizes``),
+    ``--input-size``, ``--seed``, ``--threads``, with ``progress_bar``
+    ``--no-progress`` and with ``device`` ``--device``."""
+    parser.add_argument(
+        '--batch-size',
+        type=int,
+        nargs='+' if several_batch_sizes else None,
+        default=[batch_size] if several_batch_sizes else batch_size,
+        help=f'images per batch (default: {batch_size})')
+    parser.add_argument(
+        '--input-size',
+        type=int,
+        default=input_size,
+        help=f'height and width of the images (default: {input_size})')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=None,
+        help='torch.set_num_threads (default: leave as is)')
+    if progress_bar:
+        parser.add_argument(
+            '--no-progress', action='store_true', help='no progress bar')
+    if device:
+        parser.add_argument(
+            '--device',
+            default='cuda' if torch.cuda.is_available() else 'cpu',
+            help='cuda or cpu (default: cuda where there is one)')
+
+
+def add_output_arguments(parser: argparse.ArgumentParser,
+                         name: str,
+                         title: bool = False):
+    """``--out-dir``, ``--name`` and, with ``title``, ``--title``."""
+    out_dir = osp.join('work_dirs', name)
+    parser.add_argument(
+        '--out-dir',
+        default=out_dir,
+        help=f'where to write NAME.json and NAME.png (default: {out_dir})')
+    parser.add_argument(
+        '--name',
+        default=name,
+        help=f'base name of the output files (default: {name})')
+    if title:
+        parser.add_argument('--title', help='title of the figure')
+
+
+def parse_args(parser: argparse.ArgumentParser,
+               argv=None) -> argparse.Namespace:
+    """Parse the command line and apply ``--threads``."""
+    args = parser.parse_args(argv)
+    if getattr(args, 'threads', None):
+        torch.set_num_threads(args.threads)
+    return args
+
+
+def model_specs(args: argparse.Namespace) -> List[str]:
+    """The models of the command line, with a depth sweep expanded."""
+    if not getattr(args, 'blocks_per_unit', None):
+        return list(args.models)
+    if any(':' in model for model in args.models):
+        raise SystemExit('--blocks-per-unit: give backbone types only '
+                         '(e.g. HamiltonianNet), not TYPE:ARCH.')
+    return [
+        spec for model in args.models
+        for spec in sweep_specs(model, args.blocks_per_unit, args.widths)
+    ]
+
+
+def output_path(args: argparse.Namespace, extension: str) -> str:
+    """``OUT_DIR/NAME.EXTENSION``; the folder is created."""
+    os.makedirs(args.out_dir, exist_ok=True)
+    return osp.join(args.out_dir, f'{args.name}.{extension}')
+
+
+def write_json(args: argparse.Namespace, document) -> str:
+    """Write ``document`` to ``OUT_DIR/NAME.json``; return the path."""
+    path = output_path(args, 'json')
+    with open(path, 'w') as f:
+        json.dump(document, f, indent=1)
+    return path
+
+
+def depth_axis(records: Sequence[dict]) -> tuple:
+    """The x values of records against depth, and the axis label: the depth
+    where every record has one, else the total number of blocks."""
+    if all(r['depth'] for r in records):
+        return [r['depth'] for r in records], 'depth'
+    return [sum(r['blocks']) for r in records], 'blocks'
+
+
+def save_figure(fig,
+                path: str,
+                title: Optional[str] = None,
+                dpi: int = 100,
+                rect: Optional[tuple] = None):
+    """Give ``fig`` its title, lay it out, write it to ``path``, close it."""
+    import matplotlib.pyplot as plt
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(**({} if rect is None else dict(rect=rect)))
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)

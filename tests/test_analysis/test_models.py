@@ -1,0 +1,79 @@
+"""mmrevode.analysis.models: specs, building, checkpoints."""
+import pytest
+import torch
+
+from mmrevode.analysis import (MODES, build_backbone, build_training_models,
+                               load_backbone_checkpoint, model_spec,
+                               parse_spec, sweep_specs)
+
+
+def test_parse_spec():
+    spec = parse_spec('HamiltonianNet:110')
+    assert spec['name'] == 'HamiltonianNet-110'
+    assert spec['blocks'] == [9, 9, 9] and spec['depth'] == 110
+    assert spec['cfg'] == dict(type='HamiltonianNet', arch='110')
+    spec = parse_spec(sweep_specs('HamiltonianNet', [100], [32, 64, 128])[0])
+    assert spec['depth'] == 1202 and spec['name'] == 'HamiltonianNet-1202'
+    assert spec['arch'] == dict(blocks=[100] * 3, widths=[32, 64, 128])
+    assert parse_spec('MidpointNet:62')['depth'] == 62
+    assert parse_spec('HamiltonianNet:218')['blocks'] == [18] * 3
+    # without an arch: the backbone's default
+    assert parse_spec('HamiltonianNet')['name'] == 'HamiltonianNet-74'
+    spec = parse_spec('CifarResNet:8')
+    assert spec['cfg'] == dict(type='CifarResNet', depth=8)
+    assert spec['name'] == 'CifarResNet-8' and spec['depth'] == 8
+    assert parse_spec("RevNet:{'blocks': [2, 2], 'widths': [8, 16]}")[
+        'name'] == 'RevNet-[2, 2]'
+    with pytest.raises(ValueError, match='no preset'):
+        parse_spec('HamiltonianNet:7')
+    with pytest.raises(ValueError, match='neither a config'):
+        parse_spec('NoSuchNet:7')
+    with pytest.raises(ValueError, match='needs an arch'):
+        parse_spec('CifarResNet')
+
+
+def test_sweep_specs():
+    specs = sweep_specs('LeapfrogNet', [1, 30], [32, 64, 128])
+    parsed = [parse_spec(s) for s in specs]
+    assert [p['depth'] for p in parsed] == [8, 182]
+    assert parsed[1]['name'] == 'LeapfrogNet-182'
+
+
+def test_training_models_share_their_weights():
+    spec = parse_spec("HamiltonianNet:{'blocks': [1, 1], 'widths': [8, 16]}")
+    models = build_training_models(spec, list(MODES), input_size=8)
+    states = [m.state_dict() for m in models.values()]
+    for state in states[1:]:
+        assert all(torch.equal(v, states[0][k]) for k, v in state.items())
+    units = [m.backbone.units[0] for m in models.values()]
+    assert [(u.reversible, u.with_cp) for u in units] == [
+        (True, False), (False, False), (False, True)
+    ]
+    loss = models['plain'](torch.randn(2, 3, 8, 8), torch.tensor([1, 2]))
+    assert loss.dim() == 0
+
+
+def test_config_file_and_backbone_options(tmp_path):
+    config = tmp_path / 'tiny_revnet.py'
+    config.write_text(
+        'model = dict(type="ImageClassifier", backbone=dict(type="RevNet", '
+        'arch=dict(blocks=[1, 2], widths=[8, 16])))\n')
+    spec = model_spec(str(config))
+    assert spec['name'] == 'tiny_revnet' and spec['model'] == 'RevNet'
+    backbone = build_backbone(spec, dict(h=0.5))
+    assert backbone.h == 0.5 and backbone.blocks == [1, 2]
+
+
+def test_checkpoint_is_loaded_into_the_backbone(tmp_path):
+    model = build_backbone('CifarResNet:8')
+    state = {f'backbone.{k}': torch.full_like(v, 0.25) if
+             v.is_floating_point() else v
+             for k, v in model.state_dict().items()}
+    state['head.fc.weight'] = torch.zeros(10, 64)
+    torch.save({'state_dict': state}, tmp_path / 'c.pth')
+    load_backbone_checkpoint(model, str(tmp_path / 'c.pth'))
+    assert torch.all(model.conv1.weight == 0.25)
+    torch.save({'state_dict': {'head.fc.weight': torch.zeros(1)}},
+               tmp_path / 'bad.pth')
+    with pytest.raises(RuntimeError, match='no key'):
+        load_backbone_checkpoint(model, str(tmp_path / 'bad.pth'))
