@@ -52,6 +52,11 @@ class UnsafeCheckpointError(CheckpointError):
     """The checkpoint needs a type outside the allowlist to be loaded."""
 
 
+#: The statistics methods every HistoryBuffer registers (those registered
+#: with ``HistoryBuffer.register_statistics`` in this process are allowed too).
+_HISTORY_BUFFER_STATISTICS = ('min', 'max', 'mean', 'current')
+
+
 def _statistic_method(owner, name: str):
     """Stands in for ``getattr`` while a checkpoint is loaded.
 
@@ -59,8 +64,9 @@ def _statistic_method(owner, name: str):
     ``getattr(HistoryBuffer, 'mean')``; a general ``getattr`` would reach far
     more, so only those attributes are handed out.
     """
-    if owner is HistoryBuffer and isinstance(name, str) and \
-            name in HistoryBuffer._statistics_methods:
+    if owner is HistoryBuffer and isinstance(name, str) and (
+            name in _HISTORY_BUFFER_STATISTICS
+            or name in HistoryBuffer._statistics_methods):
         return getattr(owner, name)
     raise pickle.UnpicklingError(
         f'refused getattr({owner!r}, {name!r}): only the statistics methods '
@@ -119,7 +125,7 @@ def _allowlisted() -> Iterator[None]:
 def _refused_type(error: Exception) -> str:
     """The global that ``torch.load(weights_only=True)`` refused, if named."""
     for pattern in (r'GLOBAL ([\w.]+)', r"got <class '([\w.]+)'>",
-                    r'function ([\w.<>]+)'):
+                    r'function ([\w.<>]+)', r'refused (getattr\(.*?\))'):
         found = re.search(pattern, str(error))
         if found:
             return found.group(1)

@@ -92,6 +92,20 @@ def test_getattr_stand_in_hands_out_only_statistics_methods(tmp_path):
             _statistic_method(owner, name)
 
 
+def test_loads_in_a_fresh_process(tmp_path):
+    """Before any HistoryBuffer exists, its methods are still admitted."""
+    import subprocess
+    import sys
+    path = str(tmp_path / 'epoch_1.pth')
+    _mmengine_like_checkpoint(path)
+    code = ('import mmrevode; from mmrevode.engine import load_from_local; '
+            f'print(type(load_from_local({path!r})["message_hub"]'
+            '["log_scalars"]["train/loss"]).__name__)')
+    result = subprocess.run([sys.executable, '-c', code],
+                            capture_output=True, text=True)
+    assert result.stdout.strip() == 'HistoryBuffer', result.stderr[-3000:]
+
+
 def test_import_weakens_no_other_loading(tmp_path):
     """The allowlist applies inside the loader only: torch.load elsewhere
     keeps torch's own defaults."""

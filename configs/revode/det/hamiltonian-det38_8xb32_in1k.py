@@ -57,6 +57,9 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=32,
     num_workers=5,
+    # augmentations a function of (seed, epoch, worker): exact resumption
+    persistent_workers=False,
+    worker_init_fn=dict(type='seed_worker_by_epoch'),
     dataset=dict(
         type=dataset_type,
         data_root='data/imagenet',
@@ -93,9 +96,11 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=100),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
+    # safe saves, no non-finite weights saved, loaded weights must fit
+    checkpoint=dict(type='SafeCheckpointHook', interval=1, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='VisualizationHook', enable=False))
+custom_hooks = [dict(type='EpochSeedHook'), dict(type='DivergenceHook')]
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),

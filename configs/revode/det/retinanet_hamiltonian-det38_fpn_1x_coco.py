@@ -11,7 +11,8 @@
 #   python tools/det/train.py configs/revode/det/retinanet_hamiltonian-det38_fpn_1x_coco.py \
 #       --cfg-options model.backbone.init_cfg.checkpoint=path/to/epoch_100.pth
 #
-# Checkpoints are pickles: load them from trusted sources only.
+# Checkpoints are loaded as weights only (no code runs); a checkpoint that
+# needs more is refused unless you pass --trust-checkpoint for a file you trust.
 # To train from scratch instead (PyTorch's default initialisation), pass
 #   --cfg-options model.backbone.init_cfg=None model.backbone.frozen_stages=-1 \
 #       model.backbone.norm_eval=False
@@ -24,6 +25,12 @@ _base_ = [
 ]
 
 custom_imports = dict(imports=['mmrevode'], allow_failed_imports=False)
+
+# MMEngine's CheckpointHook (same arguments) with saves that cannot destroy
+# earlier checkpoints, no non-finite weights saved and loaded weights that
+# must fit the model; a stop at the first non-finite loss or gradient.
+default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook'))
+custom_hooks = [dict(type='DivergenceHook')]
 
 pretrained = 'work_dirs/hamiltonian-det38_8xb32_in1k/epoch_100.pth'
 
