@@ -316,3 +316,42 @@ def test_load_from_must_fit(tmp_path, data_root):
         default_hooks=dict(checkpoint=dict(
             type='SafeCheckpointHook', strict_load=False)))
     runner.train()  # loads what fits (nothing), as MMEngine does
+
+
+class _RandomDraws(torch.utils.data.Dataset):
+    """Each item is what NumPy, Python and torch draw in the worker."""
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, index):
+        import random
+        return torch.tensor([np.random.rand(), random.random(),
+                             torch.rand(()).item()])
+
+
+def _epoch_draws(seed, epoch, worker_init_fn):
+    from mmrevode.engine import seed_worker_by_epoch  # noqa: F401
+    torch.manual_seed(seed + epoch)  # what EpochSeedHook does
+    loader = torch.utils.data.DataLoader(
+        _RandomDraws(), batch_size=2, num_workers=2,
+        worker_init_fn=worker_init_fn,
+        multiprocessing_context='fork')
+    return torch.cat(list(loader))
+
+
+def test_workers_draw_per_epoch_and_resume_exactly():
+    from functools import partial
+
+    from mmengine.dataset import worker_init_fn as mmengine_init
+
+    from mmrevode.engine import seed_worker_by_epoch
+    first, second = (_epoch_draws(0, e, seed_worker_by_epoch)
+                     for e in (0, 1))
+    assert not torch.equal(first, second)  # new augmentations every epoch
+    # a resumed run recreates the workers of epoch 1: the same draws
+    assert torch.equal(second, _epoch_draws(0, 1, seed_worker_by_epoch))
+    # MMEngine's default repeats the same draws every epoch
+    default = partial(mmengine_init, num_workers=2, rank=0, seed=0)
+    assert torch.equal(_epoch_draws(0, 0, default),
+                       _epoch_draws(0, 1, default))
