@@ -57,6 +57,13 @@ RUNNER_KEYS = ('compile', 'runner_type', 'model_wrapper_cfg',
                'find_unused_parameters', 'activation_checkpointing',
                'efficient_conv_bn_eval', 'strategy', 'gpu_ids')
 
+#: What builds the top-level dicts that name no ``type``.
+DEFAULT_TYPES = dict(
+    optim_wrapper='OptimWrapper',
+    val_cfg='ValLoop',
+    test_cfg='TestLoop',
+    log_processor='LogProcessor')
+
 #: Keys of a data-loader config that MMEngine takes besides DataLoader's.
 DATALOADER_KEYS = ('dataset', 'sampler', 'batch_sampler', 'worker_init_fn',
                    'num_batch_per_epoch', 'disable_subprocess_warning')
@@ -156,7 +163,6 @@ def _check_key(cfg: Config, key: str) -> None:
     parts = key.split('.')
     node, parent_key = cfg.to_dict(), ''
     for depth, part in enumerate(parts):
-        last = depth == len(parts) - 1
         if isinstance(node, (list, tuple)) and part.isdigit() and \
                 int(part) < len(node):
             node, parent_key = node[int(part)], part
@@ -164,9 +170,9 @@ def _check_key(cfg: Config, key: str) -> None:
         if isinstance(node, dict) and part in node:
             node, parent_key = node[part], part
             continue
-        if last and isinstance(node, dict) and _accepts(
+        if isinstance(node, dict) and _accepts(
                 node, part, parent_key, top_level=depth == 0):
-            return
+            return  # a known argument; what lies below it is new
         where = '.'.join(parts[:depth]) or 'the config'
         names = list(node) if isinstance(node, dict) else []
         if depth == 0:
@@ -186,7 +192,12 @@ def _accepts(node: dict, name: str, parent_key: str, top_level: bool) -> bool:
     if parent_key.endswith('dataloader'):
         return name in DATALOADER_KEYS or name in inspect.signature(
             DataLoader.__init__).parameters
-    built = node.get('type')
+    if parent_key == 'randomness':
+        return _takes(Runner.set_randomness, name)
+    built = node.get('type', DEFAULT_TYPES.get(parent_key))
+    if built is None and parent_key == 'train_cfg':
+        built = 'EpochBasedTrainLoop' if node.get('by_epoch', True) \
+            else 'IterBasedTrainLoop'
     if built is None:
         return False
     return any(_takes(cls, name) for cls in _resolve(built))

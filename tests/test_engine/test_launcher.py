@@ -58,6 +58,9 @@ def test_known_keys_are_merged(cfg):
             'train_dataloader.drop_last': True,  # a DataLoader argument
             'custom_hooks.1.action': 'skip',  # list index
             '+brand_new.key': 5,  # added on purpose
+            'model.backbone.norm_cfg.type': 'SyncBN',  # below an argument
+            'optim_wrapper.accumulative_counts': 4,  # OptimWrapper's
+            'randomness.diff_rank_seed': True,  # Runner.set_randomness's
         })
     assert copy.train_cfg.max_epochs == 3
     assert copy.model.backbone.h == 0.2
@@ -65,6 +68,8 @@ def test_known_keys_are_merged(cfg):
     assert copy.train_dataloader.drop_last is True
     assert copy.custom_hooks[1].action == 'skip'
     assert copy.brand_new.key == 5
+    assert copy.model.backbone.norm_cfg.type == 'SyncBN'
+    assert copy.optim_wrapper.accumulative_counts == 4
 
 
 def _hold_lock(work_dir, ready, release):
