@@ -23,7 +23,12 @@ class ReversibleSequence(nn.Module):
       each block, for comparison.
 
     All three give the same outputs, gradients and ``state_dict``. In eval
-    mode or under ``torch.no_grad()`` the blocks simply run.
+    mode, under ``torch.no_grad()`` and while the forward is being traced
+    (``torch.jit.trace``, ``torch.onnx.export``, FLOP counters) or compiled
+    for inference, the blocks simply run under plain autograd: a tracer
+    records ordinary operations, and a gradient taken in eval mode (class
+    activation maps, saliency, adversarial inputs) is exact, at the memory
+    cost of plain autograd.
 
     Args:
         blocks (Sequence[ReversibleBlock]): The blocks of the unit. The first
@@ -65,7 +70,7 @@ class ReversibleSequence(nn.Module):
 
     def _run(self, block_steps: List[List[ShiftStep]], a: Tensor,
              b: Tensor) -> Tuple[Tensor, Tensor]:
-        if not torch.is_grad_enabled():
+        if not torch.is_grad_enabled() or not self.training or _tracing():
             return run_steps([s for steps in block_steps for s in steps], a,
                              b)
         if self.reversible:
@@ -91,6 +96,14 @@ class ReversibleSequence(nn.Module):
             else:
                 a, b = run_steps(steps, a, b)
         return a, b
+
+
+def _tracing() -> bool:
+    """Whether the forward is being recorded by ``torch.jit.trace`` (which
+    ``torch.onnx.export`` and MMEngine's FLOP counter use) or by the
+    TorchScript-based ONNX exporter, which cannot record a custom autograd
+    Function's Python body."""
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
 
 
 def _recompute_contexts(module: nn.Module):
