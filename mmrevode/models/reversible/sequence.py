@@ -1,7 +1,7 @@
 """A unit: blocks run in sequence by the reversible engine."""
 from contextlib import contextmanager, nullcontext
 from functools import partial
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -74,13 +74,11 @@ class ReversibleSequence(nn.Module):
             return run_steps([s for steps in block_steps for s in steps], a,
                              b)
         if self.reversible:
-            steps = [s for block in block_steps for s in block]
-            params, param_index = collect_parameters(steps)
-            if a.requires_grad or b.requires_grad or any(
-                    p.requires_grad for p in params):
-                return ReversibleFunction.apply(steps, param_index,
-                                                self.preserve_rng_state, a,
-                                                b, *params)
+            pair = _run_reversible(
+                [s for block in block_steps for s in block], a, b,
+                self.preserve_rng_state)
+            if pair is not None:
+                return pair
         for block, steps in zip(self.blocks, block_steps):
             if self.with_cp:
                 # The recompute must not update the batch norms' running
@@ -96,6 +94,28 @@ class ReversibleSequence(nn.Module):
             else:
                 a, b = run_steps(steps, a, b)
         return a, b
+
+
+@torch.compiler.disable
+def _run_reversible(steps: List[ShiftStep], a: Tensor, b: Tensor,
+                    preserve_rng_state: bool) -> Optional[Tuple[Tensor,
+                                                                 Tensor]]:
+    """Run ``steps`` as one :class:`ReversibleFunction`, or return None if
+    nothing needs a gradient.
+
+    ``torch.compile`` leaves this call opaque: dynamo cannot trace the
+    Function's backward (it calls ``torch.autograd.grad``), and trying to
+    costs compile time and splits the caller into many graphs. The code
+    around a unit (stem, transitions, head) still compiles, and step
+    functions compiled on their own (``mmrevode.engine.compile_model``) run
+    compiled inside the Function, in its forward and in its recompute.
+    """
+    params, param_index = collect_parameters(steps)
+    if not (a.requires_grad or b.requires_grad
+            or any(p.requires_grad for p in params)):
+        return None
+    return ReversibleFunction.apply(steps, param_index, preserve_rng_state, a,
+                                    b, *params)
 
 
 def _tracing() -> bool:
