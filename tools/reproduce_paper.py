@@ -1,8 +1,9 @@
 """Train every experiment of the paper's tables, then tabulate the results.
 
-    python tools/reproduce_paper.py --gpus 4 --dry-run     # list the commands
-    python tools/reproduce_paper.py --gpus 4               # torchrun, one run after another
-    python tools/reproduce_paper.py --gpus 8 --launcher slurm --partition P --max-parallel 6
+    python tools/reproduce_paper.py --gpus 4 --dry-run  # list the commands
+    python tools/reproduce_paper.py --gpus 4            # torchrun, in turn
+    python tools/reproduce_paper.py --gpus 8 --launcher slurm \
+        --partition P --max-parallel 6
 
 The experiments (``--groups``, default ``main baselines fewer_data``; see
 ``mmrevode.utils.paper.PAPER_EXPERIMENTS``): Hamiltonian-74, Midpoint-62 and

@@ -90,7 +90,8 @@ def _compile_step_functions(unit, prefix: str, compile_cfg: dict) -> List[str]:
 def _compile(module: nn.Module, compile_cfg: dict) -> None:
     if not hasattr(module, 'compile'):
         raise RuntimeError('Compiling modules in place needs torch >= 2.2 '
-                           f'(nn.Module.compile); this is {torch.__version__}.')
+                           '(nn.Module.compile); this is '
+                           f'{torch.__version__}.')
     if not _is_compiled(module):
         module.compile(**compile_cfg)
 

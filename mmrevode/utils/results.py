@@ -338,9 +338,10 @@ def collect(work_dirs: Sequence[str], out_dir: str,
         ``fewer_data``, ``skipped`` (folders that could not be read, with
         the reason), and the paths written (``files``).
     """
+    found = expand_work_dirs(work_dirs)
     os.makedirs(out_dir, exist_ok=True)
     runs, skipped = [], []
-    for work_dir in expand_work_dirs(work_dirs):
+    for work_dir in found:
         try:
             runs.append(read_run(work_dir, metric))
         except RunError as e:

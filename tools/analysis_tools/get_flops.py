@@ -4,10 +4,11 @@ tools/analysis_tools/get_flops.py prints them.
     python tools/analysis_tools/get_flops.py CONFIG [--shape H W]
 
 Counts with MMEngine's FLOP counter (fvcore's, the one behind
-``mmengine.analysis.get_model_complexity_info``) one forward of the classifier's feature extractor (backbone and neck, as
-MMPretrain's tool does; ``--with-head`` adds the head) on a 1 x C x H x W
-input in eval mode, and prints the model with the counts of each module,
-the table of the counts by module depth (``--max-depth``) and the totals.
+``mmengine.analysis.get_model_complexity_info``) one forward of the
+classifier's feature extractor (backbone and neck, as MMPretrain's tool
+does; ``--with-head`` adds the head) on a 1 x C x H x W input in eval mode,
+and prints the model with the counts of each module, the table of the
+counts by module depth (``--max-depth``) and the totals.
 FLOPs count one multiply-add as one, as fvcore does.
 """
 import argparse

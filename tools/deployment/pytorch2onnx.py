@@ -104,9 +104,9 @@ def main(argv=None):
             dynamic=args.dynamic_export,
             opset_version=args.opset_version,
             dynamo=args.dynamo)
+    dynamic = ', dynamic' if args.dynamic_export else ''
     print(f'Exported {args.output_file} (input: normalised images '
-          f'{tuple(inputs[0].shape)}{", dynamic" if args.dynamic_export else ""}'
-          '; output: logits)')
+          f'{tuple(inputs[0].shape)}{dynamic}; output: logits)')
     worst = 0.0
     for images in inputs:
         diff = compare_with_onnxruntime(module, args.output_file, images)
