@@ -1,5 +1,6 @@
 """Datasets registered into MMPretrain's ``DATASETS``."""
 from .cifar import CheckedCIFAR10, CheckedCIFAR100
+from .digits import DIGITS_CATEGORIES, Digits
 from .stl10 import STL10, STL10_CATEGORIES
 from .subset import ClassBalancedSubset
 from .utils import DatasetError, DatasetNotFoundError
@@ -7,6 +8,7 @@ from .writers import write_cifar10, write_cifar100, write_stl10
 
 __all__ = [
     'CheckedCIFAR10', 'CheckedCIFAR100', 'ClassBalancedSubset',
-    'DatasetError', 'DatasetNotFoundError', 'STL10', 'STL10_CATEGORIES',
+    'DIGITS_CATEGORIES', 'DatasetError', 'DatasetNotFoundError', 'Digits',
+    'STL10', 'STL10_CATEGORIES',
     'write_cifar10', 'write_cifar100', 'write_stl10'
 ]

@@ -1,7 +1,7 @@
 """A unit: blocks run in sequence by the reversible engine."""
 from contextlib import contextmanager, nullcontext
 from functools import partial
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -23,7 +23,12 @@ class ReversibleSequence(nn.Module):
       each block, for comparison.
 
     All three give the same outputs, gradients and ``state_dict``. In eval
-    mode or under ``torch.no_grad()`` the blocks simply run.
+    mode, under ``torch.no_grad()`` and while the forward is being traced
+    (``torch.jit.trace``, ``torch.onnx.export``, FLOP counters) or compiled
+    for inference, the blocks simply run under plain autograd: a tracer
+    records ordinary operations, and a gradient taken in eval mode (class
+    activation maps, saliency, adversarial inputs) is exact, at the memory
+    cost of plain autograd.
 
     Args:
         blocks (Sequence[ReversibleBlock]): The blocks of the unit. The first
@@ -65,17 +70,15 @@ class ReversibleSequence(nn.Module):
 
     def _run(self, block_steps: List[List[ShiftStep]], a: Tensor,
              b: Tensor) -> Tuple[Tensor, Tensor]:
-        if not torch.is_grad_enabled():
+        if not torch.is_grad_enabled() or not self.training or _tracing():
             return run_steps([s for steps in block_steps for s in steps], a,
                              b)
         if self.reversible:
-            steps = [s for block in block_steps for s in block]
-            params, param_index = collect_parameters(steps)
-            if a.requires_grad or b.requires_grad or any(
-                    p.requires_grad for p in params):
-                return ReversibleFunction.apply(steps, param_index,
-                                                self.preserve_rng_state, a,
-                                                b, *params)
+            pair = _run_reversible(
+                [s for block in block_steps for s in block], a, b,
+                self.preserve_rng_state)
+            if pair is not None:
+                return pair
         for block, steps in zip(self.blocks, block_steps):
             if self.with_cp:
                 # The recompute must not update the batch norms' running
@@ -91,6 +94,36 @@ class ReversibleSequence(nn.Module):
             else:
                 a, b = run_steps(steps, a, b)
         return a, b
+
+
+@torch.compiler.disable
+def _run_reversible(steps: List[ShiftStep], a: Tensor, b: Tensor,
+                    preserve_rng_state: bool) -> Optional[Tuple[Tensor,
+                                                                 Tensor]]:
+    """Run ``steps`` as one :class:`ReversibleFunction`, or return None if
+    nothing needs a gradient.
+
+    ``torch.compile`` leaves this call opaque: dynamo cannot trace the
+    Function's backward (it calls ``torch.autograd.grad``), and trying to
+    costs compile time and splits the caller into many graphs. The code
+    around a unit (stem, transitions, head) still compiles, and step
+    functions compiled on their own (``mmrevode.engine.compile_model``) run
+    compiled inside the Function, in its forward and in its recompute.
+    """
+    params, param_index = collect_parameters(steps)
+    if not (a.requires_grad or b.requires_grad
+            or any(p.requires_grad for p in params)):
+        return None
+    return ReversibleFunction.apply(steps, param_index, preserve_rng_state, a,
+                                    b, *params)
+
+
+def _tracing() -> bool:
+    """Whether the forward is being recorded by ``torch.jit.trace`` (which
+    ``torch.onnx.export`` and MMEngine's FLOP counter use) or by the
+    TorchScript-based ONNX exporter, which cannot record a custom autograd
+    Function's Python body."""
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
 
 
 def _recompute_contexts(module: nn.Module):

@@ -1,0 +1,39 @@
+"""configs/revode/*_digits.py through the real tools/train.py and test.py.
+
+The first run a user can make without downloading anything: scikit-learn's
+digits, 15 epochs on the CPU, then the test set through tools/test.py.
+"""
+import json
+import os.path as osp
+import resource
+
+import pytest
+from tool_utils import REPO, output, run_tool
+
+pytest.importorskip('sklearn')
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('scheme', ['hamiltonian', 'midpoint', 'leapfrog'])
+def test_digits_config_trains_and_tests_to_97_percent(scheme, tmp_path):
+    config = osp.join(REPO, 'configs', 'revode', f'{scheme}_digits.py')
+    work_dir = tmp_path / 'work'
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = run_tool('train.py', config, '--work-dir', work_dir)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert result.returncode == 0, output(result)
+    cpu = (after.ru_utime - before.ru_utime + after.ru_stime -
+           before.ru_stime)
+
+    metrics_file = tmp_path / 'metrics.json'
+    result = run_tool('test.py', config, work_dir / 'epoch_15.pth',
+                      '--work-dir', tmp_path / 'test', '--out', metrics_file,
+                      '--out-item', 'metrics')
+    assert result.returncode == 0, output(result)
+    with open(metrics_file) as f:
+        accuracy = json.load(f)['accuracy/top1']
+    print(f'{scheme}: test accuracy {accuracy:.2f}%, training CPU time '
+          f'{cpu:.0f} s')
+    assert accuracy >= 97, accuracy
+    # about a minute on two cores; generous for a loaded machine
+    assert cpu < 240, f'{cpu:.0f} CPU seconds'

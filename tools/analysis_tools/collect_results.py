@@ -1,0 +1,68 @@
+"""Tabulate the test accuracy of training runs, as the paper reports it.
+
+    python tools/analysis_tools/collect_results.py work_dirs/paper \
+        [--out-dir work_dirs/paper/results] [--metric accuracy/top1]
+
+Reads every run among WORK_DIRS (a work directory of ``tools/train.py``, or
+a folder of them, searched recursively): its config and the validation
+metric it logged (the last validation counts). Writes into ``--out-dir``:
+
+- ``results.md``: one row per model, one column per data set, in the
+  README's model-table format (several runs of a model on a data set give
+  mean, standard deviation and count); the fewer-data table;
+- ``results.json``: the same, and every run with its whole validation
+  history;
+- ``fewer_data.png``: test accuracy against the percentage of training
+  data, one line per model and data set (when there are fewer-data runs).
+"""
+import argparse
+import os.path as osp
+import sys
+
+try:
+    import mmrevode  # noqa: F401
+except ImportError:  # run from a source checkout that is not installed
+    sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
+        osp.abspath(__file__)))))
+    import mmrevode  # noqa: F401
+
+from mmrevode.utils.results import RunError, collect
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Collect the results of training runs')
+    parser.add_argument(
+        'work_dirs', nargs='+',
+        help='work directories of runs, or folders holding them')
+    parser.add_argument(
+        '--out-dir',
+        help='where to write results.md, results.json and fewer_data.png '
+        '(default: the first WORK_DIR)')
+    parser.add_argument(
+        '--metric', default='accuracy/top1', help='the metric to tabulate')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    out_dir = args.out_dir or args.work_dirs[0]
+    try:
+        result = collect(args.work_dirs, out_dir, args.metric)
+    except RunError as e:
+        print(f'Error: {e}', file=sys.stderr)
+        return 1
+    print(result['table']['markdown'])
+    for skipped in result['skipped']:
+        print(f'not read: {skipped["work_dir"]}: {skipped["reason"]}')
+    print(f'{len(result["runs"])} runs; written: '
+          + ', '.join(result['files'].values()))
+    if not result['runs']:
+        print('Error: no run with a logged validation was found.',
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
