@@ -2,15 +2,16 @@
 
 Importing this package registers the local checkpoint loader (weights only,
 with an allowlist), the ``'atomic_local'`` file backend, the hooks
-:class:`SafeCheckpointHook`, :class:`DivergenceHook` and
-:class:`EpochSeedHook`, and the data-loader ``worker_init_fn``
+:class:`SafeCheckpointHook`, :class:`DivergenceHook`, :class:`EpochSeedHook`
+and :class:`ModelCompileHook`, and the data-loader ``worker_init_fn``
 ``'seed_worker_by_epoch'``.
 """
 from .checkpoint import (CHECKPOINT_SAFE_GLOBALS, AtomicLocalBackend,
                          CheckpointError, CheckpointNotFoundError,
                          CorruptCheckpointError, UnsafeCheckpointError,
-                         atomic_write, find_resume_checkpoint,
-                         load_from_local, trust_checkpoints)
+                         atomic_write, find_resume_checkpoint, load_from_local,
+                         trust_checkpoints)
+from .compile import ModelCompileHook, compile_model, use_compile_hook
 from .dist import setup_distributed
 from .hooks import (CheckpointMismatchError, DivergenceError, DivergenceHook,
                     EpochSeedHook, SafeCheckpointHook, checkpoint_mismatches,
@@ -20,7 +21,8 @@ __all__ = [
     'AtomicLocalBackend', 'CHECKPOINT_SAFE_GLOBALS', 'CheckpointError',
     'CheckpointMismatchError', 'CheckpointNotFoundError',
     'CorruptCheckpointError', 'DivergenceError', 'DivergenceHook',
-    'EpochSeedHook', 'SafeCheckpointHook', 'UnsafeCheckpointError',
+    'EpochSeedHook', 'ModelCompileHook', 'SafeCheckpointHook',
+    'UnsafeCheckpointError', 'compile_model', 'use_compile_hook',
     'atomic_write', 'checkpoint_mismatches', 'find_resume_checkpoint',
     'load_from_local', 'seed_worker_by_epoch', 'setup_distributed',
     'trust_checkpoints'

@@ -37,6 +37,7 @@ from torch.utils.data import DataLoader
 from ..datasets import DatasetError
 from .checkpoint import (CheckpointError, find_resume_checkpoint,
                          load_from_local, trust_checkpoints)
+from .compile import use_compile_hook
 from .dist import setup_distributed
 from .hooks import DivergenceError
 
@@ -362,10 +363,13 @@ class WorkDirLock:
 
 
 def configure(cfg: Config, args, default_scope: Optional[str] = None) -> None:
-    """Merge the checked ``--cfg-options``, then the common arguments; with
+    """Merge the checked ``--cfg-options``, then the common arguments; turn
+    ``compile`` into :class:`ModelCompileHook` (MMEngine would compile the
+    whole train step, optimizer included, which torch 2.14 cannot); with
     ``default_scope``, make the config's scope (or that one) the default."""
     merge_cfg_options(cfg, args.cfg_options)
     apply_common_arguments(cfg, args)
+    use_compile_hook(cfg)
     if default_scope is not None:
         init_default_scope(cfg.get('default_scope', default_scope))
 

@@ -174,3 +174,16 @@ def test_resume_gives_identical_weights(tmp_path, cifar_root):
     again = state_dict(tmp_path / 'again' / 'epoch_2.pth')
     for key in straight:
         assert torch.equal(straight[key], again[key]), key
+
+
+@pytest.mark.slow
+def test_compile_option_trains(tmp_path, cifar_root):
+    """``--cfg-options compile=True`` compiles the model (not the optimizer
+    step, which MMEngine would and torch 2.14 cannot) and trains."""
+    config = tiny_config(tmp_path / 'tiny.py', 'hamiltonian_cifar10.py',
+                         cifar_root, extra='train_cfg = dict(max_epochs=1)')
+    result = run_tool('train.py', config, '--work-dir', tmp_path / 'work',
+                      '--cfg-options', 'compile=True')
+    assert result.returncode == 0, output(result)
+    assert 'ModelCompileHook' in result.stdout
+    assert osp.isfile(tmp_path / 'work' / 'epoch_1.pth')
