@@ -31,7 +31,7 @@ from .memory import (MemoryMeter, configure_malloc, count_saved_bytes,
 from .models import (LAYERS_PER_BLOCK, MODES, TrainingModel, backbone_registry,
                      build_backbone, build_training_models,
                      load_backbone_checkpoint, model_spec, parse_spec,
-                     quiet_init_weights, set_reversible, sweep_specs)
+                     quiet_init_weights, set_mode, sweep_specs)
 from .reconstruction import (RECONSTRUCTION_FIELDS, PatternData,
                              measure_reconstruction, run_reconstruction,
                              unit_errors)
@@ -49,6 +49,6 @@ __all__ = [
     'measure_reconstruction', 'memory_model', 'model_spec', 'parse_spec',
     'quiet_init_weights', 'release_free_memory', 'right_hand_side',
     'run_benchmark', 'run_in_fresh_process', 'run_reconstruction',
-    'set_reversible', 'sweep_specs', 'time_model', 'unit_errors',
+    'set_mode', 'sweep_specs', 'time_model', 'unit_errors',
     'walk_units', 'worst_amp_drift'
 ]

@@ -19,12 +19,10 @@ import torch
 from mmengine.registry import Registry
 from torch import Tensor, nn
 
+from ..models.reversible import EXECUTION_MODES, ReversibleSequence
+
 #: Backbone arguments of the three ways to run the same network.
-MODES = {
-    'reversible': dict(reversible=True, with_cp=False),
-    'plain': dict(reversible=False, with_cp=False),
-    'checkpoint': dict(reversible=False, with_cp=True),
-}
+MODES = {mode: dict(mode=mode) for mode in EXECUTION_MODES}
 #: Depth (counted as in the paper) = LAYERS_PER_BLOCK * blocks + 2.
 LAYERS_PER_BLOCK = {
     'HamiltonianNet': 4,
@@ -207,11 +205,12 @@ def load_backbone_checkpoint(backbone: nn.Module, path: str):
                            f'backbone keys, e.g. {missing[:3]}.')
 
 
-def set_reversible(model: nn.Module, reversible: bool) -> nn.Module:
-    """Switch every unit of ``model`` to the reversible or plain backward."""
+def set_mode(model: nn.Module, mode: str) -> nn.Module:
+    """Switch every unit of ``model`` to the execution mode ``mode``
+    (``'reversible'``, ``'plain'`` or ``'checkpoint'``)."""
     for module in model.modules():
-        if hasattr(module, 'reversible'):
-            module.reversible = reversible
+        if isinstance(module, ReversibleSequence):
+            module.mode = mode
     return model
 
 

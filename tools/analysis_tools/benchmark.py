@@ -7,13 +7,12 @@ with the same weights, and one training step on random images is measured
 ==============  =============================================================
 mode            backbone arguments
 ==============  =============================================================
-``reversible``  ``reversible=True``: one autograd function per unit, nothing
-                stored inside a unit (the default of the backbones)
-``plain``       ``reversible=False``: ordinary autograd, every activation
-                stored
-``checkpoint``  ``reversible=False, with_cp=True``: ``torch.utils.checkpoint``
-                around each block (stores each block's input, recomputes the
-                block in the backward)
+``reversible``  ``mode='reversible'``: one autograd function per unit,
+                nothing stored inside a unit (the default of the backbones)
+``plain``       ``mode='plain'``: ordinary autograd, every activation stored
+``checkpoint``  ``mode='checkpoint'``: ``torch.utils.checkpoint`` around each
+                block (stores each block's input, recomputes the block in the
+                backward)
 ==============  =============================================================
 
 The step is a forward, the cross-entropy of a linear classifier on the
