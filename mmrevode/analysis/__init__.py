@@ -26,8 +26,8 @@ Example:
 from .amp import AMP_METRICS, amp_drift, worst_amp_drift
 from .benchmark import (RECORD_FIELDS, TrainStep, backbone_parts,
                         benchmark_model, machine_info, memory_model,
-                        paired_ratio, paired_step_times, run_benchmark,
-                        time_model, train_steps)
+                        paired_ratio, paired_step_times, ratios_to_reference,
+                        run_benchmark, time_model, train_steps)
 from .memory import (MemoryMeter, configure_malloc, count_saved_bytes,
                      release_free_memory, run_in_fresh_process)
 from .models import (LAYERS_PER_BLOCK, MODES, TrainingModel, backbone_registry,
@@ -45,7 +45,7 @@ from .stability import (analyse_stability, depth_profile, jacobian_spectrum,
 __all__ = [
     'BudgetError', 'CostModel', 'calibrate', 'cfg_option', 'format_bytes',
     'image_size', 'measure_plans', 'paired_ratio', 'paired_step_times',
-    'parse_bytes', 'train_steps',
+    'parse_bytes', 'ratios_to_reference', 'train_steps',
     'AMP_METRICS', 'LAYERS_PER_BLOCK', 'MODES', 'RECONSTRUCTION_FIELDS',
     'RECORD_FIELDS',
     'MemoryMeter', 'PatternData', 'TrainStep', 'TrainingModel',

@@ -223,6 +223,33 @@ def paired_step_times(
     return times, cpu_times
 
 
+def ratios_to_reference(runs: Dict[str, TrainStep],
+                        reference: TrainStep,
+                        steps: int) -> Dict[str, Dict[str, List[float]]]:
+    """Time each run next to a step of ``reference``, ``steps`` times.
+
+    With many runs a round of :func:`paired_step_times` spans minutes, over
+    which the load of a shared machine changes; here every step of a run
+    is paired with a reference step taken just before or after it (in
+    alternating order), so each ratio compares neighbours.
+
+    Returns:
+        dict: Per run ``wall`` and ``cpu``: the ratios of its steps' wall
+        and CPU times to their neighbouring reference steps.
+    """
+    ratios = {name: dict(wall=[], cpu=[]) for name in runs}
+    for i in range(steps):
+        for j, (name, run) in enumerate(runs.items()):
+            if (i + j) % 2:
+                (wall, cpu), (ref_wall, ref_cpu) = run(), reference()
+            else:
+                (ref_wall, ref_cpu), (wall, cpu) = reference(), run()
+            ratios[name]['wall'].append(wall / ref_wall)
+            ratios[name]['cpu'].append(cpu / ref_cpu if ref_cpu > 0 else
+                                       wall / ref_wall)
+    return ratios
+
+
 def paired_ratio(values: Sequence[float],
                  references: Sequence[float]) -> Optional[float]:
     """Median over rounds of ``value / reference``."""

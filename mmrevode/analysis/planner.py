@@ -12,11 +12,11 @@ from a cost model calibrated on the machine it runs on:
   transitions and the head cost what they saved in the all-plain step.
   A plan's prediction is the sum: a tensor is counted by the first part
   that saves it, so a unit's input is counted by the unit in every mode.
-- **step time**: each unit is timed alone (forward and backward of the
-  unit on its own input, the modes in alternating rounds, the median of
-  each); the rest of the step (stem, transitions, head, loss, optimizer) is
-  the median all-plain step minus the sum of the units' plain times. A
-  plan's time is the rest plus its units' times. On a CPU the clock is the
+- **step time**: the time a unit adds to the all-plain step in mode ``m``
+  is measured on a model with only that unit in ``m`` (one model per unit
+  and mode other than plain), each of its steps paired with a step of an
+  all-plain model taken just before or after it; a plan's time is the
+  all-plain step plus what its units add. On a CPU the clock is the
   process's CPU time (with one thread, steadier than the wall time on a
   shared machine); on a GPU, the wall time after synchronising.
 
@@ -33,21 +33,18 @@ Example:
     >>> len(plan['modes'])
     2
 """
-import copy
 import itertools
 import re
 import statistics
-import time
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-from torch import Tensor, nn
 
 from ..models.reversible import EXECUTION_MODES
-from .benchmark import paired_ratio, paired_step_times, train_steps
+from .benchmark import ratios_to_reference, train_steps
 from .memory import release_free_memory
-from .models import image_size
+from .models import build_backbone, image_size
 
 _UNITS = {
     'b': 1, 'kb': 10**3, 'mb': 10**6, 'gb': 10**9, 'tb': 10**12,
@@ -107,11 +104,17 @@ class BudgetError(ValueError):
 class CostModel:
     """Saved bytes and step time of each unit in each mode, and of the rest.
 
+    A plan's saved bytes are ``rest_bytes`` plus its units' ``unit_bytes``,
+    its step time ``rest_time`` plus its units' ``unit_time``.
+
     Args:
         unit_bytes (list[dict]): Per unit, saved bytes by mode.
-        unit_time (list[dict]): Per unit, seconds by mode.
+        unit_time (list[dict]): Per unit, seconds by mode (as
+            :func:`calibrate` measures them: what the unit adds to the
+            all-plain step, 0 for plain).
         rest_bytes (int): Saved bytes of the stem, transitions and head.
-        rest_time (float): Seconds of the rest of a step.
+        rest_time (float): Seconds of the rest of a step (as calibrated:
+            the all-plain step).
         clock (str): ``'cpu'`` or ``'wall'``: what the times are.
         info (dict): What was calibrated (model, batch, image size, ...).
     """
@@ -218,41 +221,31 @@ def _clock(device: torch.device, clock: str) -> str:
     return clock
 
 
-def _unit_step_time(unit: nn.Module, x: Tensor, grad: Tensor,
-                    clock: str) -> float:
-    """Seconds of the unit's forward and backward on ``x``."""
-    sync = x.device.type == 'cuda'
-    unit.zero_grad(set_to_none=True)
-    x = x.detach().requires_grad_()
-    if sync:
-        torch.cuda.synchronize(x.device)
-    wall, cpu = time.perf_counter(), time.process_time()
-    unit(x).backward(grad)
-    if sync:
-        torch.cuda.synchronize(x.device)
-    return time.perf_counter() - wall if clock == 'wall' else \
-        time.process_time() - cpu
+def _measure(spec: dict, plans: Dict[str, List[str]], timed: Sequence[str],
+             batch_size: int, input_size: Tuple[int, int], steps: int,
+             warmup: int, by_part: bool, options: dict):
+    """Saved bytes of ``plans`` and the step-time ratios of the ``timed``
+    ones to an all-plain reference model (same weights and batch)."""
+    num_units = len(next(iter(plans.values())))
+    labels = dict(plans, reference=['plain'] * num_units)
+    runs = train_steps(
+        spec, labels, batch_size, input_size=input_size, **options)
+    reference = runs.pop('reference')
+    saved = {label: runs[label].saved_bytes(by_part) for label in plans}
+    timed_runs = {label: runs[label] for label in timed}
+    for run in [reference, *timed_runs.values()]:
+        for _ in range(warmup):
+            run()
+    reference_times = []
 
+    def timed_reference():
+        reference_times.append(reference())
+        return reference_times[-1]
 
-def _unit_times(backbone: nn.Module, images: Tensor, modes: Sequence[str],
-                steps: int, warmup: int, clock: str) -> List[Dict[str, float]]:
-    """Median seconds of each unit in each mode, timed alone."""
-    with torch.no_grad():
-        inputs = [x for _, _, x, _ in backbone.iter_units(images)]
-    times = []
-    generator = torch.Generator().manual_seed(0)
-    for unit, x in zip(backbone.units, inputs):
-        with torch.no_grad():
-            grad = torch.randn(unit(x).shape, generator=generator).to(x)
-        samples = {mode: [] for mode in modes}
-        for i in range(warmup + steps):
-            for mode in (modes if i % 2 == 0 else modes[::-1]):
-                unit.mode = mode
-                seconds = _unit_step_time(unit, x, grad, clock)
-                if i >= warmup:
-                    samples[mode].append(seconds)
-        times.append({m: statistics.median(s) for m, s in samples.items()})
-    return times
+    ratios = ratios_to_reference(timed_runs, timed_reference, steps)
+    del runs, reference, timed_runs
+    release_free_memory()
+    return saved, ratios, reference_times
 
 
 def calibrate(spec: dict,
@@ -265,6 +258,11 @@ def calibrate(spec: dict,
               **options) -> CostModel:
     """Measure the cost model of a backbone on this machine.
 
+    Builds one model per uniform mode (for the saved bytes of each part)
+    and one per unit and mode other than plain, with only that unit in
+    that mode (for the time it adds), all with the same weights, and an
+    all-plain reference; see the module docstring.
+
     Args:
         spec (dict): The model (:func:`~mmrevode.analysis.models.model_spec`:
             a spec or a config file).
@@ -273,8 +271,9 @@ def calibrate(spec: dict,
             Defaults to 32.
         modes (Sequence[str]): The modes a unit may take.
             Defaults to all of them.
-        steps (int): Timed rounds. Defaults to 3.
-        warmup (int): Untimed rounds first. Defaults to 1.
+        steps (int): Timed steps of each model, each next to a reference
+            step. Defaults to 3.
+        warmup (int): Untimed steps of each model first. Defaults to 1.
         clock (str): ``'cpu'`` (process time), ``'wall'`` or ``'auto'``
             (wall on a GPU, CPU time otherwise). Defaults to ``'auto'``.
         **options: The training step (``device``, ``dtype``,
@@ -282,43 +281,46 @@ def calibrate(spec: dict,
             :func:`~mmrevode.analysis.benchmark.time_model`).
 
     Returns:
-        CostModel: The calibrated costs.
+        CostModel: The calibrated costs; ``unit_time`` holds the seconds a
+        unit adds to the all-plain step (0 for plain) and ``rest_time``
+        the all-plain step.
     """
-    modes = list(modes)
+    modes = list(dict.fromkeys(list(modes) + ['plain']))
     size = image_size(input_size)
-    runs = train_steps(spec, modes + ['plain'] * ('plain' not in modes),
-                       batch_size, input_size=size, **options)
-    clock = _clock(runs[modes[0]].device, clock)
-    by_mode = {mode: run.saved_bytes(by_part=True)['saved_bytes_by_part']
-               for mode, run in runs.items()}
-    plain_parts = by_mode['plain']
-    num_units = len(runs[modes[0]].model.backbone.units)
-    unit_bytes = [{m: by_mode[m].get(f'unit{i}', 0) for m in modes}
+    num_units = len(
+        build_backbone(spec, dict(options.get('backbone_options') or {},
+                                  mode='plain')).units)
+    plans = {f'all {m}': [m] * num_units for m in modes}
+    switched = {}
+    for i, mode in itertools.product(range(num_units), modes):
+        if mode != 'plain':
+            switched[f'unit {i} {mode}'] = ['plain'] * num_units
+            switched[f'unit {i} {mode}'][i] = mode
+    device = torch.device(options.get('device', 'cpu'))
+    clock = _clock(device, clock)
+    saved, ratios, reference_times = _measure(
+        spec, dict(plans, **switched), list(switched), batch_size, size,
+        steps, warmup, True, options)
+    plain_time = statistics.median(t[0 if clock == 'wall' else 1]
+                                   for t in reference_times)
+    by_part = {m: saved[f'all {m}']['saved_bytes_by_part'] for m in modes}
+    unit_bytes = [{m: by_part[m].get(f'unit{i}', 0) for m in modes}
                   for i in range(num_units)]
-    rest_bytes = sum(v for k, v in plain_parts.items()
+    unit_time = [{
+        m: 0.0 if m == 'plain' else plain_time *
+        (statistics.median(ratios[f'unit {i} {m}'][clock]) - 1)
+        for m in modes
+    } for i in range(num_units)]
+    rest_bytes = sum(v for k, v in by_part['plain'].items()
                      if not k.startswith('unit'))
-
-    plain = runs.pop('plain')
-    runs.clear()
-    for _ in range(warmup):
-        plain()
-    walls, cpus = paired_step_times({'plain': plain}, steps)
-    step_time = statistics.median(
-        (walls if clock == 'wall' else cpus)['plain'])
-    backbone = copy.deepcopy(plain.model.backbone)
-    unit_time = _unit_times(backbone, plain.images, modes, steps, warmup,
-                            clock)
-    rest_time = max(step_time - sum(t['plain'] for t in unit_time), 0.0)
-    del plain, backbone
-    release_free_memory()
     info = dict(
         name=spec['name'],
         batch_size=batch_size,
         input_size=list(size),
         steps=steps,
         warmup=warmup,
-        plain_step_time_s=step_time)
-    return CostModel(unit_bytes, unit_time, rest_bytes, rest_time, clock,
+        plain_step_time_s=plain_time)
+    return CostModel(unit_bytes, unit_time, rest_bytes, plain_time, clock,
                      info)
 
 
@@ -329,12 +331,14 @@ def measure_plans(spec: dict,
                   steps: int = 3,
                   warmup: int = 1,
                   **options) -> List[dict]:
-    """Measured saved bytes and paired step times of plans, against plain.
+    """Measured saved bytes and step times of plans, against all-plain.
 
-    Every plan and all-plain run with the same weights and batch, one step
-    of each per round (:func:`~mmrevode.analysis.benchmark.
-    paired_step_times`); the ratios are the medians over rounds of the
-    per-round ratio to the all-plain step.
+    Every plan and an all-plain reference model run with the same weights
+    and batch; each step of a plan is paired with a reference step taken
+    next to it (:func:`~mmrevode.analysis.benchmark.ratios_to_reference`),
+    and the ratios are the medians over the pairs. An all-plain plan among
+    ``plans`` is measured like the others, against the reference: its
+    ratio shows the noise of the measurement.
 
     Args:
         spec (dict): The model.
@@ -342,41 +346,28 @@ def measure_plans(spec: dict,
         batch_size (int): Images per step.
         input_size (int | Sequence[int]): Image size or ``(height, width)``.
             Defaults to 32.
-        steps (int): Timed rounds. Defaults to 3.
+        steps (int): Timed steps of each plan. Defaults to 3.
         warmup (int): Untimed steps of each plan first. Defaults to 1.
         **options: The training step (see :func:`calibrate`).
 
     Returns:
-        list[dict]: Per plan ``modes``, ``saved_bytes``, ``step_time_s``,
-        ``cpu_time_s``, ``time_ratio_to_plain``,
-        ``cpu_time_ratio_to_plain``.
+        list[dict]: Per plan ``modes``, ``saved_bytes``,
+        ``time_ratio_to_plain`` (wall time), ``cpu_time_ratio_to_plain``
+        and the all-plain reference's median ``plain_step_time_s`` and
+        ``plain_cpu_time_s``.
     """
     labels = {','.join(p): list(p) for p in plans}
-    num_units = len(next(iter(labels.values())))
-    labels.setdefault('plain-reference', ['plain'] * num_units)
-    size = image_size(input_size)
-    runs = train_steps(spec, labels, batch_size, input_size=size, **options)
-    saved = {label: run.saved_bytes()['saved_bytes']
-             for label, run in runs.items()}
-    for run in runs.values():
-        for _ in range(warmup):
-            run()
-    walls, cpus = paired_step_times(runs, steps)
-    reference = ','.join(['plain'] * num_units)
-    reference = reference if reference in runs else 'plain-reference'
-    records = []
-    for plan in plans:
-        label = ','.join(plan)
-        records.append(
-            dict(
-                modes=list(plan),
-                saved_bytes=saved[label],
-                step_time_s=statistics.median(walls[label]),
-                cpu_time_s=statistics.median(cpus[label]),
-                time_ratio_to_plain=paired_ratio(walls[label],
-                                                 walls[reference]),
-                cpu_time_ratio_to_plain=paired_ratio(cpus[label],
-                                                     cpus[reference])))
-    del runs
-    release_free_memory()
-    return records
+    saved, ratios, reference_times = _measure(
+        spec, labels, list(labels), batch_size, image_size(input_size),
+        steps, warmup, False, options)
+    wall, cpu = zip(*reference_times)
+    return [
+        dict(
+            modes=modes,
+            saved_bytes=saved[label]['saved_bytes'],
+            time_ratio_to_plain=statistics.median(ratios[label]['wall']),
+            cpu_time_ratio_to_plain=statistics.median(ratios[label]['cpu']),
+            plain_step_time_s=statistics.median(wall),
+            plain_cpu_time_s=statistics.median(cpu))
+        for label, modes in labels.items()
+    ]

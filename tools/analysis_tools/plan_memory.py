@@ -44,16 +44,18 @@ def short(modes: Sequence[str]) -> str:
 
 
 def cost_table(costs) -> str:
-    """Saved MiB and milliseconds of each unit in each mode."""
+    """Saved MiB of each unit in each mode and the milliseconds it adds
+    to the all-plain step."""
     head = '| part | ' + ' | '.join(
-        f'{m} MiB | {m} ms' for m in costs.modes) + ' |'
+        f'{m} MiB | {m} +ms' for m in costs.modes) + ' |'
     lines = [head, '|' + '---|' * (head.count('|') - 1)]
     for i, (saved, seconds) in enumerate(zip(costs.unit_bytes,
                                              costs.unit_time)):
         lines.append(f'| unit {i} | ' + ' | '.join(
             f'{saved[m] / 2**20:.1f} | {seconds[m] * 1e3:.0f}'
             for m in costs.modes) + ' |')
-    lines.append(f'| rest | {costs.rest_bytes / 2**20:.1f} | '
+    lines.append(f'| rest (time: all-plain step) | '
+                 f'{costs.rest_bytes / 2**20:.1f} | '
                  f'{costs.rest_time * 1e3:.0f} |' + ' - | - |' *
                  (len(costs.modes) - 1))
     return '\n'.join(lines)
@@ -166,7 +168,8 @@ def plan_model(model: str, args) -> dict:
     if args.all_plans:
         result['predicted_plans'] = costs.all_plans()
     shown = [result['plan']] if 'plan' in result else []
-    shown += [costs.plan(m) for m in uniform if m not in to_measure[:1]]
+    shown += [costs.plan(m) for m in uniform
+              if m != result.get('plan', {}).get('modes')]
     print('\nPredicted and measured (saved bytes; median of paired step-time '
           'ratios to all-plain):')
     print(plan_table(shown, measured))
