@@ -242,10 +242,8 @@ def _measure(spec: dict, plans: Dict[str, List[str]], timed: Sequence[str],
         reference_times.append(reference())
         return reference_times[-1]
 
-    ratios = ratios_to_reference(timed_runs, timed_reference, steps)
-    del runs, reference, timed_runs
-    release_free_memory()
-    return saved, ratios, reference_times
+    return saved, ratios_to_reference(timed_runs, timed_reference,
+                                      steps), reference_times
 
 
 def calibrate(spec: dict,
@@ -301,6 +299,7 @@ def calibrate(spec: dict,
     saved, ratios, reference_times = _measure(
         spec, dict(plans, **switched), list(switched), batch_size, size,
         steps, warmup, True, options)
+    release_free_memory()
     plain_time = statistics.median(t[0 if clock == 'wall' else 1]
                                    for t in reference_times)
     by_part = {m: saved[f'all {m}']['saved_bytes_by_part'] for m in modes}
@@ -360,6 +359,7 @@ def measure_plans(spec: dict,
     saved, ratios, reference_times = _measure(
         spec, labels, list(labels), batch_size, image_size(input_size),
         steps, warmup, False, options)
+    release_free_memory()
     wall, cpu = zip(*reference_times)
     return [
         dict(
