@@ -13,6 +13,7 @@ module                 what it measures
 :mod:`.stability`      state and gradient norms along the depth, spectra
 :mod:`.amp`            gradient drift under mixed precision
 :mod:`.planner`        per-unit modes that fit a memory budget fastest
+:mod:`.peers`          one unit in mmrevode, MemCNN and RevLib side by side
 =====================  =======================================================
 
 Example:
