@@ -3,7 +3,9 @@
 ``pip install -e .[cls]`` brings the light MMCV build that classification needs;
 ``pip install -e .[det]`` brings MMDetection and the compiled MMCV it needs
 (see ``tools/build_mmcv_wheel.sh``). The two MMCV builds cannot be installed
-side by side, so MMCV is not a plain requirement.
+side by side, so MMCV is not a plain requirement. ``pip install -e .[bench]``
+brings the peers that ``tools/analysis_tools/benchmark.py --peers`` compares
+with (MemCNN, RevLib).
 """
 import os.path as osp
 
@@ -40,6 +42,7 @@ setup(
     extras_require={
         'cls': read_requirements('cls'),
         'det': read_requirements('det'),
+        'bench': read_requirements('bench'),
         'tests': read_requirements('tests'),
     },
     zip_safe=False,

@@ -12,6 +12,8 @@ module                 what it measures
 :mod:`.reconstruction` error of rebuilding each unit's input from its output
 :mod:`.stability`      state and gradient norms along the depth, spectra
 :mod:`.amp`            gradient drift under mixed precision
+:mod:`.planner`        per-unit modes that fit a memory budget fastest
+:mod:`.peers`          one unit in mmrevode, MemCNN and RevLib side by side
 =====================  =======================================================
 
 Example:
@@ -25,13 +27,16 @@ Example:
 from .amp import AMP_METRICS, amp_drift, worst_amp_drift
 from .benchmark import (RECORD_FIELDS, TrainStep, backbone_parts,
                         benchmark_model, machine_info, memory_model,
-                        run_benchmark, time_model)
+                        paired_ratio, paired_step_times, ratios_to_reference,
+                        run_benchmark, time_model, train_steps)
 from .memory import (MemoryMeter, configure_malloc, count_saved_bytes,
                      release_free_memory, run_in_fresh_process)
 from .models import (LAYERS_PER_BLOCK, MODES, TrainingModel, backbone_registry,
                      build_backbone, build_training_models,
                      load_backbone_checkpoint, model_spec, parse_spec,
-                     quiet_init_weights, set_reversible, sweep_specs)
+                     image_size, quiet_init_weights, set_mode, sweep_specs)
+from .planner import (BudgetError, CostModel, calibrate, cfg_option,
+                      format_bytes, measure_plans, parse_bytes)
 from .reconstruction import (RECONSTRUCTION_FIELDS, PatternData,
                              measure_reconstruction, run_reconstruction,
                              unit_errors)
@@ -39,6 +44,9 @@ from .stability import (analyse_stability, depth_profile, jacobian_spectrum,
                         right_hand_side, walk_units)
 
 __all__ = [
+    'BudgetError', 'CostModel', 'calibrate', 'cfg_option', 'format_bytes',
+    'image_size', 'measure_plans', 'paired_ratio', 'paired_step_times',
+    'parse_bytes', 'ratios_to_reference', 'train_steps',
     'AMP_METRICS', 'LAYERS_PER_BLOCK', 'MODES', 'RECONSTRUCTION_FIELDS',
     'RECORD_FIELDS',
     'MemoryMeter', 'PatternData', 'TrainStep', 'TrainingModel',
@@ -49,6 +57,6 @@ __all__ = [
     'measure_reconstruction', 'memory_model', 'model_spec', 'parse_spec',
     'quiet_init_weights', 'release_free_memory', 'right_hand_side',
     'run_benchmark', 'run_in_fresh_process', 'run_reconstruction',
-    'set_reversible', 'sweep_specs', 'time_model', 'unit_errors',
+    'set_mode', 'sweep_specs', 'time_model', 'unit_errors',
     'walk_units', 'worst_amp_drift'
 ]

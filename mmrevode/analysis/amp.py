@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models import build_backbone, set_reversible
+from .models import build_backbone, set_mode
 
 AMP_METRICS = ('amp_drift', 'rev_amp', 'rev_vs_plain_amp',
                'rev_vs_plain_fp32', 'out_drift')
@@ -95,7 +95,8 @@ def amp_drift(backbone: nn.Module,
     runs = {}
     for reversible in (True, False):
         for amp in (None, dtype):
-            model = set_reversible(copy.deepcopy(backbone), reversible)
+            model = set_mode(copy.deepcopy(backbone),
+                             'reversible' if reversible else 'plain')
             runs[reversible, amp] = _step(model, head, x, labels, amp,
                                           loss_scale if amp else 1.0)
     ref_grad, ref_out = runs[False, None]

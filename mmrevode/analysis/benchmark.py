@@ -36,7 +36,7 @@ import platform
 import re
 import statistics
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -44,7 +44,9 @@ from torch import Tensor, nn
 from .memory import (MemoryMeter, configure_malloc, count_saved_bytes,
                      has_glibc, release_free_memory, run_in_fresh_process,
                      total_memory_bytes)
-from .models import MODES, TrainingModel, build_training_models, parse_spec
+from ..models.reversible import Mode
+from .models import (MODES, TrainingModel, build_training_models, image_size,
+                     parse_spec)
 
 RECORD_FIELDS = ('name', 'model', 'arch', 'depth', 'blocks', 'mode', 'head',
                  'batch_size', 'input_size', 'device', 'dtype', 'params',
@@ -149,13 +151,6 @@ def _ratio(value, reference):
     return value / reference
 
 
-def _paired_ratio(values: Sequence[float],
-                  references: Sequence[float]) -> Optional[float]:
-    """Median over rounds of ``value / reference``."""
-    ratios = [v / r for v, r in zip(values, references) if r > 0]
-    return statistics.median(ratios) if ratios else None
-
-
 #: The options of the training step (see :func:`time_model`).
 STEP_OPTIONS = dict(
     input_size=32,
@@ -167,9 +162,18 @@ STEP_OPTIONS = dict(
     head='linear')
 
 
-def _train_steps(spec: dict, modes: Sequence[str], batch_size: int,
-                 options: dict) -> Dict[str, TrainStep]:
-    """A :class:`TrainStep` per mode, on the same random batch."""
+def train_steps(spec: dict, modes: Union[Sequence[str], Dict[str, Mode]],
+                batch_size: int, **options) -> Dict[str, TrainStep]:
+    """A :class:`TrainStep` per mode, on the same random batch.
+
+    Args:
+        spec (dict): The model (see :func:`time_model`).
+        modes (Sequence[str] | dict): Mode names, or labels mapped to the
+            backbone's ``mode`` (see
+            :func:`~mmrevode.analysis.models.build_training_models`).
+        batch_size (int): Images per step.
+        **options: The training step (:data:`STEP_OPTIONS`).
+    """
     unknown = set(options) - set(STEP_OPTIONS)
     if unknown:
         raise TypeError(f'unknown options of a training step: '
@@ -183,14 +187,74 @@ def _train_steps(spec: dict, modes: Sequence[str], batch_size: int,
         backbone_options=options['backbone_options'], device=device,
         dtype=dtype, seed=seed)
     generator = torch.Generator().manual_seed(seed)
-    in_channels = getattr(models[modes[0]].backbone, 'in_channels', 3)
-    images = torch.randn(batch_size, in_channels, input_size, input_size,
+    in_channels = getattr(
+        next(iter(models.values())).backbone, 'in_channels', 3)
+    images = torch.randn(batch_size, in_channels, *image_size(input_size),
                          generator=generator).to(device=device, dtype=dtype)
     labels = torch.randint(0, 10, (batch_size, ), generator=generator)
     return {
         mode: TrainStep(model, images, labels.to(device), lr=options['lr'])
         for mode, model in models.items()
     }
+
+
+def paired_step_times(
+        runs: Dict[str, TrainStep],
+        steps: int,
+        progress: Optional[Callable[[], None]] = None
+) -> Tuple[Dict[str, List[float]], Dict[str, List[float]]]:
+    """Time ``steps`` rounds of one step of every run, in alternating
+    order, so that steps compared are taken at nearly the same time.
+
+    Returns:
+        tuple[dict, dict]: The wall times and the CPU times of the process
+        (``time.process_time``), a list per run.
+    """
+    times = {mode: [] for mode in runs}
+    cpu_times = {mode: [] for mode in runs}
+    order = list(runs)
+    for i in range(steps):
+        for mode in (order if i % 2 == 0 else order[::-1]):
+            wall, cpu = runs[mode]()
+            times[mode].append(wall)
+            cpu_times[mode].append(cpu)
+            if progress:
+                progress()
+    return times, cpu_times
+
+
+def ratios_to_reference(runs: Dict[str, TrainStep],
+                        reference: TrainStep,
+                        steps: int) -> Dict[str, Dict[str, List[float]]]:
+    """Time each run next to a step of ``reference``, ``steps`` times.
+
+    With many runs a round of :func:`paired_step_times` spans minutes, over
+    which the load of a shared machine changes; here every step of a run
+    is paired with a reference step taken just before or after it (in
+    alternating order), so each ratio compares neighbours.
+
+    Returns:
+        dict: Per run ``wall`` and ``cpu``: the ratios of its steps' wall
+        and CPU times to their neighbouring reference steps.
+    """
+    ratios = {name: dict(wall=[], cpu=[]) for name in runs}
+    for i in range(steps):
+        for j, (name, run) in enumerate(runs.items()):
+            if (i + j) % 2:
+                (wall, cpu), (ref_wall, ref_cpu) = run(), reference()
+            else:
+                (ref_wall, ref_cpu), (wall, cpu) = reference(), run()
+            ratios[name]['wall'].append(wall / ref_wall)
+            ratios[name]['cpu'].append(cpu / ref_cpu if ref_cpu > 0 else
+                                       wall / ref_wall)
+    return ratios
+
+
+def paired_ratio(values: Sequence[float],
+                 references: Sequence[float]) -> Optional[float]:
+    """Median over rounds of ``value / reference``."""
+    ratios = [v / r for v, r in zip(values, references) if r > 0]
+    return statistics.median(ratios) if ratios else None
 
 
 def _warmed_up(runs: Dict[str, TrainStep], warmup: int,
@@ -235,7 +299,7 @@ def time_model(spec: dict,
         :func:`memory_model`).
     """
     progress = progress or (lambda: None)
-    runs = _train_steps(spec, modes, batch_size, options)
+    runs = train_steps(spec, modes, batch_size, **options)
     options = dict(STEP_OPTIONS, **options)
     records = {}
     for mode, run in _warmed_up(runs, warmup, progress):
@@ -255,15 +319,7 @@ def time_model(spec: dict,
             **run.saved_bytes(by_part))
         progress()
 
-    times = {mode: [] for mode in runs}
-    cpu_times = {mode: [] for mode in runs}
-    order = list(runs)
-    for i in range(steps):
-        for mode in (order if i % 2 == 0 else order[::-1]):
-            wall, cpu = runs[mode]()
-            times[mode].append(wall)
-            cpu_times[mode].append(cpu)
-            progress()
+    times, cpu_times = paired_step_times(runs, steps, progress)
     plain = records.get('plain')
     for mode, record in records.items():
         record['saved_ratio_to_plain'] = _ratio(
@@ -272,7 +328,7 @@ def time_model(spec: dict,
             record[f'{key}s_s'] = values[mode]
             record[f'{key}_s'] = statistics.median(values[mode]) \
                 if values[mode] else None
-            record[f'{key}_ratio_to_plain'] = _paired_ratio(
+            record[f'{key}_ratio_to_plain'] = paired_ratio(
                 values[mode], values['plain']) if plain else None
         record['time_ratio_to_plain'] = record.pop('step_time_ratio_to_plain')
     del runs
@@ -293,7 +349,7 @@ def memory_model(spec: dict,
     Arguments as :func:`time_model`; ``steps`` and ``by_part`` are not used.
     """
     progress = progress or (lambda: None)
-    runs = _train_steps(spec, modes, batch_size, options)
+    runs = train_steps(spec, modes, batch_size, **options)
     device = options.get('device', STEP_OPTIONS['device'])
     meter = MemoryMeter(device)
     result = {}

@@ -76,10 +76,12 @@ def add_run_arguments(parser: argparse.ArgumentParser,
                       input_size: int = 32,
                       several_batch_sizes: bool = False,
                       progress_bar: bool = False,
-                      device: bool = False):
+                      device: bool = False,
+                      height_width: bool = False):
     """``--batch-size`` (a list with ``several_batch_sizes``),
-    ``--input-size``, ``--seed``, ``--threads``, with ``progress_bar``
-    ``--no-progress`` and with ``device`` ``--device``."""
+    ``--input-size`` (``H [W]``, a list, with ``height_width``), ``--seed``,
+    ``--threads``, with ``progress_bar`` ``--no-progress`` and with
+    ``device`` ``--device``."""
     parser.add_argument(
         '--batch-size',
         type=int,
@@ -89,7 +91,9 @@ def add_run_arguments(parser: argparse.ArgumentParser,
     parser.add_argument(
         '--input-size',
         type=int,
-        default=input_size,
+        nargs='+' if height_width else None,
+        metavar=('H', 'W') if height_width else None,
+        default=[input_size] if height_width else input_size,
         help=f'height and width of the images (default: {input_size})')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(

@@ -13,18 +13,16 @@ import copy
 import inspect
 import logging
 import os.path as osp
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.registry import Registry
 from torch import Tensor, nn
 
+from ..models.reversible import EXECUTION_MODES, Mode, ReversibleSequence
+
 #: Backbone arguments of the three ways to run the same network.
-MODES = {
-    'reversible': dict(reversible=True, with_cp=False),
-    'plain': dict(reversible=False, with_cp=False),
-    'checkpoint': dict(reversible=False, with_cp=True),
-}
+MODES = {mode: dict(mode=mode) for mode in EXECUTION_MODES}
 #: Depth (counted as in the paper) = LAYERS_PER_BLOCK * blocks + 2.
 LAYERS_PER_BLOCK = {
     'HamiltonianNet': 4,
@@ -207,11 +205,12 @@ def load_backbone_checkpoint(backbone: nn.Module, path: str):
                            f'backbone keys, e.g. {missing[:3]}.')
 
 
-def set_reversible(model: nn.Module, reversible: bool) -> nn.Module:
-    """Switch every unit of ``model`` to the reversible or plain backward."""
+def set_mode(model: nn.Module, mode: str) -> nn.Module:
+    """Switch every unit of ``model`` to the execution mode ``mode``
+    (``'reversible'``, ``'plain'`` or ``'checkpoint'``)."""
     for module in model.modules():
-        if hasattr(module, 'reversible'):
-            module.reversible = reversible
+        if isinstance(module, ReversibleSequence):
+            module.mode = mode
     return model
 
 
@@ -253,17 +252,31 @@ class TrainingModel(nn.Module):
         return torch.nn.functional.cross_entropy(logits, labels)
 
 
+def image_size(input_size: Union[int, Sequence[int]]) -> Tuple[int, int]:
+    """``(height, width)`` from a size or a pair."""
+    if isinstance(input_size, int):
+        return input_size, input_size
+    height, width = input_size
+    return int(height), int(width)
+
+
 def build_training_models(spec: dict,
-                          modes: Sequence[str],
+                          modes: Union[Sequence[str], Dict[str, Mode]],
                           head: str = 'linear',
                           num_classes: int = 10,
-                          input_size: int = 32,
+                          input_size: Union[int, Sequence[int]] = 32,
                           backbone_options: Optional[dict] = None,
                           device: str = 'cpu',
                           dtype: torch.dtype = torch.float32,
                           seed: int = 0) -> Dict[str, TrainingModel]:
-    """One :class:`TrainingModel` per mode (:data:`MODES`), all with the
-    same weights, in training mode."""
+    """One :class:`TrainingModel` per mode, all with the same weights, in
+    training mode.
+
+    ``modes`` names modes (keys of :data:`MODES`), or maps labels to the
+    backbone's ``mode`` argument, e.g. ``{'r-p': ['reversible', 'plain']}``.
+    """
+    if not isinstance(modes, dict):
+        modes = {mode: MODES[mode]['mode'] for mode in modes}
     torch.manual_seed(seed)
     options = dict(backbone_options or {})
     backbone = build_backbone(spec, dict(options, **MODES['plain']))
@@ -272,15 +285,15 @@ def build_training_models(spec: dict,
         with torch.no_grad():
             backbone.eval()
             probe = torch.zeros(1, getattr(backbone, 'in_channels', 3),
-                                input_size, input_size)
+                                *image_size(input_size))
             channels = backbone(probe)[-1].shape[1]
     state = TrainingModel(backbone, head, num_classes, channels).state_dict()
     result = {}
-    for mode in modes:
+    for label, mode in modes.items():
         cfg = dict(spec['cfg'], **options)
-        cfg.update(MODES[mode])
+        cfg['mode'] = mode
         model = TrainingModel(
             backbone_registry().build(cfg), head, num_classes, channels)
         model.load_state_dict(state)
-        result[mode] = model.to(device=device, dtype=dtype).train()
+        result[label] = model.to(device=device, dtype=dtype).train()
     return result

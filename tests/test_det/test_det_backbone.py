@@ -47,7 +47,7 @@ def det_backbone(cls, frozen_stages, norm_eval, reversible=True):
         out_indices=(0, 1, 2, 3),
         frozen_stages=frozen_stages,
         norm_eval=norm_eval,
-        reversible=reversible).double()
+        mode='reversible' if reversible else 'plain').double()
     model.init_weights()
     # Non-trivial running statistics, so that eval-mode norms matter.
     with torch.no_grad():
@@ -70,8 +70,7 @@ def test_frozen_stages_with_the_reversible_backward(cls, frozen_stages,
     stay in eval mode and keep their running statistics."""
     model = det_backbone(cls, frozen_stages, norm_eval)
     plain = copy.deepcopy(model)
-    for unit in plain.units:
-        unit.reversible = False
+    plain.set_mode('plain')
     plain.train()
     frozen = [model.stem] + list(model.units[:frozen_stages]) \
         if frozen_stages >= 0 else []
@@ -110,8 +109,7 @@ def test_frozen_stages_with_the_reversible_backward(cls, frozen_stages,
 def test_everything_frozen_still_passes_gradients_to_the_input():
     model = det_backbone(HamiltonianNet, frozen_stages=4, norm_eval=True)
     plain = copy.deepcopy(model)
-    for unit in plain.units:
-        unit.reversible = False
+    plain.set_mode('plain')
     x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
     grads = []
     for net in (model, plain):

@@ -111,8 +111,7 @@ def test_reversible_backward_matches_plain_inside_retinanet():
     cfg = load_cfg(DET_CONFIGS[0], frozen_stages=frozen_stages)
     model = build_detector(cfg).train()
     plain = copy.deepcopy(model)
-    for unit in plain.backbone.units:
-        unit.reversible = False
+    plain.backbone.set_mode('plain')
     data = batch(model, training=True, size=96)
     loss_r, _ = loss_step(model, data)
     loss_p, _ = loss_step(plain, data)

@@ -20,7 +20,7 @@ import copy
 import pytest
 import torch
 
-from mmrevode.analysis import amp_drift, build_backbone, set_reversible
+from mmrevode.analysis import amp_drift, build_backbone, set_mode
 
 TINY = "{'blocks': [2, 2], 'widths': [8, 16]}"
 SCHEMES = ['HamiltonianNet', 'MidpointNet', 'LeapfrogNet']
@@ -46,7 +46,7 @@ def test_bfloat16_reversible_gradients_are_as_good_as_plain_ones(scheme):
 
 def test_autocast_gives_plain_outputs_and_parameter_dtype_gradients():
     model = tiny('HamiltonianNet')
-    plain = set_reversible(copy.deepcopy(model), False)
+    plain = set_mode(copy.deepcopy(model), 'plain')
     x = torch.randn(4, 3, 16, 16)
     outs = []
     for m in (model, plain):

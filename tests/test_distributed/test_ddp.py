@@ -17,21 +17,21 @@ LR = 0.1
 GN = dict(type='GN', num_groups=2)
 
 SCENARIOS = {
-    'rev': dict(reversible=True),
-    'rev_find_unused': dict(reversible=True, find_unused_parameters=True),
-    'rev_frozen': dict(reversible=True, frozen_stages=1),
+    'rev': dict(mode='reversible'),
+    'rev_find_unused': dict(mode='reversible', find_unused_parameters=True),
+    'rev_frozen': dict(mode='reversible', frozen_stages=1),
     'rev_frozen_find_unused':
-    dict(reversible=True, frozen_stages=1, find_unused_parameters=True),
+    dict(mode='reversible', frozen_stages=1, find_unused_parameters=True),
     # The last unit runs but its output is not used: its parameters get no
     # gradient, which DDP only accepts with find_unused_parameters=True.
     'rev_unused_unit':
-    dict(reversible=True, out_indices=(1, ), find_unused_parameters=True),
-    'plain': dict(reversible=False),
-    'plain_frozen': dict(reversible=False, frozen_stages=1),
+    dict(mode='reversible', out_indices=(1, ), find_unused_parameters=True),
+    'plain': dict(mode='plain'),
+    'plain_frozen': dict(mode='plain', frozen_stages=1),
     'plain_unused_unit':
-    dict(reversible=False, out_indices=(1, ), find_unused_parameters=True),
+    dict(mode='plain', out_indices=(1, ), find_unused_parameters=True),
     # Gradient accumulation under DDP (no_sync on the first micro-batch).
-    'rev_accumulate': dict(reversible=True, norm_cfg=GN,
+    'rev_accumulate': dict(mode='reversible', norm_cfg=GN,
                            accumulative_counts=2),
 }
 REVERSIBLE_VS_PLAIN = [('rev', 'plain'), ('rev_frozen', 'plain_frozen'),

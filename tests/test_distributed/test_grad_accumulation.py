@@ -33,7 +33,7 @@ class TinyNet(nn.Module):
             arch=dict(blocks=[2, 1], widths=[8, 16]),
             h=0.5,
             norm_cfg=norm_cfg,
-            reversible=reversible)
+            mode='reversible' if reversible else 'plain')
         self.head = nn.Linear(16, 4)
 
     def forward(self, x):

@@ -30,7 +30,10 @@ def build_backbone(reversible, norm_cfg=dict(type='BN'), dtype=torch.float64):
     from mmrevode.models import HamiltonianNet
     torch.manual_seed(0)
     model = HamiltonianNet(
-        arch=ARCH, h=0.5, reversible=reversible, norm_cfg=norm_cfg)
+        arch=ARCH,
+        h=0.5,
+        mode='reversible' if reversible else 'plain',
+        norm_cfg=norm_cfg)
     # Non-trivial affine parameters, so that their gradients are tested too.
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):

@@ -19,8 +19,7 @@ def relative_error(a, b):
 
 def plain_copy(model):
     plain = copy.deepcopy(model)
-    for unit in plain.units:
-        unit.reversible = False
+    plain.set_mode('plain')
     return plain
 
 
@@ -74,8 +73,7 @@ def test_checkpoint_mode_matches_plain(backbone):
     model = backbone(arch=SMALL).double().train()
     plain = plain_copy(model)
     checkpointed = plain_copy(model)
-    for unit in checkpointed.units:
-        unit.with_cp = True
+    checkpointed.set_mode('checkpoint')
     x = torch.randn(2, 3, 16, 16, dtype=torch.float64)
     weights = [torch.randn(2, 32, 4, 4, dtype=torch.float64)]
     _, _, grads_p = train_step(plain, x, weights)
@@ -92,7 +90,7 @@ def test_activation_memory_is_flat_in_depth(backbone):
             torch.manual_seed(0)
             model = backbone(
                 arch=dict(blocks=[blocks] * 3, widths=[8, 16, 32]),
-                reversible=reversible).train()
+                mode='reversible' if reversible else 'plain').train()
             x = torch.randn(2, 3, 16, 16)
             figures[reversible, blocks] = saved_bytes(model, x)
     reversible_growth = figures[True, 16] / figures[True, 4]
@@ -133,8 +131,8 @@ def test_output_shapes_and_out_indices(backbone):
 
 @pytest.mark.parametrize('backbone', BACKBONES)
 def test_state_dict_does_not_depend_on_the_mode(backbone):
-    reversible = backbone(arch=SMALL, reversible=True)
-    plain = backbone(arch=SMALL, reversible=False, with_cp=True)
+    reversible = backbone(arch=SMALL, mode='reversible')
+    plain = backbone(arch=SMALL, mode='checkpoint')
     assert reversible.state_dict().keys() == plain.state_dict().keys()
     plain.load_state_dict(reversible.state_dict())
 

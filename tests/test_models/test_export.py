@@ -53,7 +53,7 @@ def test_flops(name, image):
         result['out_table']
     if name in REVERSIBLE:
         # the units are counted, and count as in plain mode
-        plain = build(name, reversible=False)
+        plain = build(name, mode='plain')
         assert result['flops'] == get_model_complexity_info(
             plain, inputs=(image, ), show_table=False,
             show_arch=False)['flops']

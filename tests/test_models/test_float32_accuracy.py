@@ -23,8 +23,7 @@ DEEPEST = [(HamiltonianNet, '218'), (MidpointNet, '182'), (LeapfrogNet, '182')]
 
 def gradient(model, x, weight, reversible):
     model = copy.deepcopy(model)
-    for unit in model.units:
-        unit.reversible = reversible
+    model.set_mode('reversible' if reversible else 'plain')
     (model(x)[-1] * weight).sum().backward()
     return torch.cat([p.grad.flatten() for p in model.parameters()]).double()
 

@@ -20,7 +20,8 @@ def relative_error(a, b):
 
 def make_pair(arch, **kwargs):
     torch.manual_seed(0)
-    reversible = RevNet(arch, out_indices=(0, 1), reversible=True, **kwargs)
+    reversible = RevNet(arch, out_indices=(0, 1), mode='reversible',
+                        **kwargs)
     reversible.init_weights()
     # Non-trivial norm parameters, so that the check covers them.
     for module in reversible.modules():
@@ -29,8 +30,7 @@ def make_pair(arch, **kwargs):
             nn.init.uniform_(module.bias, -0.2, 0.2)
     reversible = reversible.double().train()
     plain = copy.deepcopy(reversible)
-    for unit in plain.units:
-        unit.reversible = False
+    plain.set_mode('plain')
     return reversible, plain
 
 
@@ -147,8 +147,7 @@ def test_float32_gradients_after_zero_padded_transitions(f_preact, bound):
         block_cfg=dict(f_preact=f_preact))
     reversible.init_weights()
     plain = copy.deepcopy(reversible)
-    for unit in plain.units:
-        unit.reversible = False
+    plain.set_mode('plain')
     x = torch.randn(8, 3, 8, 8)
     weight = torch.randn(8, 16, 4, 4)
     grads = []
@@ -233,6 +232,6 @@ def test_registry_frozen_stages_and_norm_eval():
 
 
 def test_state_dict_is_the_same_in_both_modes():
-    keys_r = set(RevNet(TINY, reversible=True).state_dict())
-    keys_p = set(RevNet(TINY, reversible=False).state_dict())
+    keys_r = set(RevNet(TINY, mode='reversible').state_dict())
+    keys_p = set(RevNet(TINY, mode='plain').state_dict())
     assert keys_r == keys_p

@@ -49,9 +49,9 @@ def make_pair(num_blocks=3, channels=8, dtype=torch.float64, **kwargs):
     torch.manual_seed(0)
     reversible = ReversibleSequence(
         [ToyBlock(channels, **kwargs) for _ in range(num_blocks)],
-        reversible=True).to(dtype).train()
+        mode='reversible').to(dtype).train()
     plain = copy.deepcopy(reversible)
-    plain.reversible = False
+    plain.mode = 'plain'
     return reversible, plain
 
 

@@ -7,13 +7,12 @@ with the same weights, and one training step on random images is measured
 ==============  =============================================================
 mode            backbone arguments
 ==============  =============================================================
-``reversible``  ``reversible=True``: one autograd function per unit, nothing
-                stored inside a unit (the default of the backbones)
-``plain``       ``reversible=False``: ordinary autograd, every activation
-                stored
-``checkpoint``  ``reversible=False, with_cp=True``: ``torch.utils.checkpoint``
-                around each block (stores each block's input, recomputes the
-                block in the backward)
+``reversible``  ``mode='reversible'``: one autograd function per unit,
+                nothing stored inside a unit (the default of the backbones)
+``plain``       ``mode='plain'``: ordinary autograd, every activation stored
+``checkpoint``  ``mode='checkpoint'``: ``torch.utils.checkpoint`` around each
+                block (stores each block's input, recomputes the block in the
+                backward)
 ==============  =============================================================
 
 The step is a forward, the cross-entropy of a linear classifier on the
@@ -41,16 +40,24 @@ Examples::
         --blocks-per-unit 1 4 16 64 100 --widths 32 64 128 --batch-size 64 \\
         --out-dir docs/figures --name depth_sweep
 
+    # one unit in mmrevode, plain autograd, checkpointing, MemCNN and RevLib
+    # (pip install -e .[bench]; docs/performance.md)
+    python tools/analysis_tools/benchmark.py HamiltonianNet:110 RevNet:110 \\
+        --peers --batch-size 64 --steps 5 --threads 1 \\
+        --out-dir docs/figures --name peers
+
     # a detection backbone at 2 x 3 x 512 x 512 (docs/detection.md)
     python tools/analysis_tools/benchmark.py HamiltonianNet:det-38 --det \\
         --by-part --batch-size 2 --input-size 512 --steps 1 \\
         --backbone-options frozen_stages=1
 """
+import os
 from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from mmrevode.analysis import MODES, run_benchmark
+from mmrevode.analysis import MODES, machine_info, run_benchmark
+from mmrevode.analysis.peers import available_runners, compare_peers
 from mmrevode.analysis import cli
 from mmrevode.analysis.cli import (add_output_arguments, add_run_arguments,
                                    depth_axis, model_parser, model_specs,
@@ -98,6 +105,48 @@ def part_table(records: Sequence[dict]) -> str:
                      ' | '.join(_mb(by_part.get(p, 0)) for p in parts) +
                      ' |')
     return '\n'.join(lines)
+
+
+def peer_table(records: Sequence[dict]) -> str:
+    """The peers' records as a Markdown table."""
+    lines = [
+        '| model | unit | batch | runner | float64 grad error | BN updates '
+        'per step | saved MiB | peak MiB | time / plain | CPU time / plain |',
+        '|---|---|---|---|---|---|---|---|---|---|'
+    ]
+    for r in records:
+        error = '-' if r['grad_error'] is None else \
+            f"{r['grad_error']:.1e}"
+        if r['missing_grads']:
+            error = f"{r['missing_grads']} parameter grads missing"
+        lines.append(
+            f"| {r['name']} | {r['unit']} | {r['batch_size']} | "
+            f"{r['runner']} | {error} | {r['bn_updates_per_step']} | "
+            f"{_mb(r['saved_bytes'])} | {_mb(r['peak_bytes'])} | "
+            f"{_x(r['time_ratio_to_plain'])} | "
+            f"{_x(r['cpu_time_ratio_to_plain'])} |")
+    return '\n'.join(lines)
+
+
+def run_peers(args) -> dict:
+    """``--peers``: one unit of each model in every installed runner."""
+    machine = machine_info('cpu')
+    records = []
+    for spec in model_specs(args):
+        for batch_size in args.batch_size:
+            records += compare_peers(
+                spec,
+                batch_size=batch_size,
+                input_size=args.input_size,
+                unit_index=args.peer_unit,
+                steps=args.steps,
+                warmup=args.warmup,
+                seed=args.seed,
+                malloc_trim_threshold=args.malloc_trim_threshold,
+                progress=lambda what: print(what, flush=True))
+    machine['load_average_end'] = list(os.getloadavg())
+    return dict(machine=machine, runners=available_runners(),
+                records=records)
 
 
 def plot(records: Sequence[dict], path: str, title: Optional[str] = None):
@@ -178,12 +227,32 @@ def parse_args(argv=None):
         'M_TRIM_THRESHOLD set to this many bytes (and M_TOP_PAD to 0) so '
         'that the resident set follows the memory in use; -1 measures in '
         'this process with glibc\'s defaults (default: 1 MiB)')
+    parser.add_argument(
+        '--peers',
+        action='store_true',
+        help='run one unit of each model (Hamiltonian or RevNet) in '
+        'mmrevode, plain autograd, checkpointing and the installed peers '
+        '(MemCNN, RevLib: pip install -e .[bench]) with the same weights')
+    parser.add_argument(
+        '--peer-unit',
+        type=int,
+        default=0,
+        help='with --peers: the unit to run (default: 0)')
     add_output_arguments(parser, 'benchmark', title=True)
     return cli.parse_args(parser, argv)
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.peers:
+        result = run_peers(args)
+        print(peer_table(result['records']))
+        print(f"Runners: {', '.join(result['runners'])}; load average "
+              f"{result['machine']['load_average_start'][0]:.2f} at the "
+              f"start, {result['machine']['load_average_end'][0]:.2f} at "
+              'the end.')
+        print(f'Wrote {write_json(args, result)}')
+        return result
     backbone_options = dict(args.backbone_options or {})
     if args.det:
         backbone_options.setdefault('stem_type', 'imagenet')

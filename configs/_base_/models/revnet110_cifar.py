@@ -8,7 +8,7 @@ model = dict(
         type='RevNet',
         arch='110',
         out_indices=(2, ),
-        reversible=True),
+        mode='reversible'),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(
         type='LinearClsHead',

@@ -9,7 +9,7 @@ model = dict(
         type='RevNet',
         arch='164',
         out_indices=(2, ),
-        reversible=True),
+        mode='reversible'),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(
         type='LinearClsHead',

@@ -49,7 +49,7 @@ model = dict(
         # The memory-efficient backward: activations inside a unit are
         # rebuilt instead of stored. False gives plain autograd (same
         # weights, outputs and gradients).
-        reversible=True,
+        mode='reversible',
         init_cfg=dict(
             type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
     neck=dict(in_channels=[64, 128, 256, 512]))

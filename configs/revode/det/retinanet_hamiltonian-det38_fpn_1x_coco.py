@@ -52,7 +52,7 @@ model = dict(
         # The memory-efficient backward: activations inside a unit are
         # rebuilt instead of stored. False gives plain autograd (same
         # weights, outputs and gradients).
-        reversible=True,
+        mode='reversible',
         init_cfg=dict(
             type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
     # Widths of units 1-3 (strides 8, 16, 32); P6 and P7 come from extra

@@ -8,7 +8,8 @@ from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from torch import Tensor, nn
 
-from ..reversible import ReversibleBlock, ReversibleSequence
+from ..reversible import (Mode, ReversibleBlock, ReversibleSequence,
+                          legacy_mode, parse_modes)
 from .utils import freeze, parse_out_indices
 
 STEM_TYPES = ('cifar', 'imagenet')
@@ -84,15 +85,22 @@ class BaseReversibleNet(BaseBackbone):
         act_cfg (dict): Activation config. Defaults to ``dict(type='ReLU')``.
         norm_eval (bool): Keep all batch norms in eval mode while training
             (running statistics frozen). Defaults to False.
-        reversible (bool): Train with the memory-efficient reversible
-            backward. False runs plain autograd on the same modules (same
-            ``state_dict``, outputs and gradients). Defaults to True.
-        with_cp (bool): With ``reversible=False``, checkpoint each block with
-            ``torch.utils.checkpoint``. Defaults to False.
+        mode (str | Sequence[str]): How the units store activations for
+            the backward: ``'reversible'`` (the memory-efficient backward,
+            nothing stored inside a unit), ``'plain'`` (plain autograd) or
+            ``'checkpoint'`` (``torch.utils.checkpoint`` around each block),
+            or a list with one of them per unit, e.g.
+            ``['reversible', 'plain', 'plain']``. Every mode has the same
+            ``state_dict``, outputs and gradients; see :meth:`set_mode`.
+            Defaults to ``'reversible'``.
         block_cfg (dict, optional): Extra keyword arguments of every block
             (e.g. ``dict(start='zero')`` for the leapfrog). Defaults to None.
         init_cfg (dict | list[dict], optional): Initialisation config.
             Defaults to Kaiming for convolutions, 1 for norm weights.
+        reversible (bool, optional): Deprecated, use ``mode``: True is
+            ``'reversible'``, False ``'plain'``. Defaults to None.
+        with_cp (bool, optional): Deprecated, use ``mode``: with
+            ``reversible=False``, ``'checkpoint'``. Defaults to None.
     """
     block_cls: Type[ReversibleBlock] = None
     arch_settings: Dict[str, dict] = {}
@@ -111,13 +119,14 @@ class BaseReversibleNet(BaseBackbone):
                  norm_cfg: dict = dict(type='BN', requires_grad=True),
                  act_cfg: dict = dict(type='ReLU'),
                  norm_eval: bool = False,
-                 reversible: bool = True,
-                 with_cp: bool = False,
+                 mode: Mode = 'reversible',
                  block_cfg: Optional[dict] = None,
                  init_cfg=[
                      dict(type='Kaiming', layer=['Conv2d']),
                      dict(type='Constant', val=1, layer=['_BatchNorm'])
-                 ]):
+                 ],
+                 reversible: Optional[bool] = None,
+                 with_cp: Optional[bool] = None):
         super().__init__(init_cfg=init_cfg)
         name = type(self).__name__
         self.arch = self._parse_arch(arch)
@@ -146,8 +155,8 @@ class BaseReversibleNet(BaseBackbone):
         self.frozen_stages = frozen_stages
         self.stem_type = stem_type
         self.norm_eval = norm_eval
-        self.reversible = reversible
-        self.with_cp = with_cp
+        unit_modes = parse_modes(
+            legacy_mode(mode, reversible, with_cp, name), num_units, name)
         self.stem_stride = 4 if stem_type == 'imagenet' else 1
 
         self.norm_cfg = norm_cfg
@@ -164,7 +173,8 @@ class BaseReversibleNet(BaseBackbone):
                 self.transitions.append(
                     ChannelPadDownsample(self.widths[i - 1], width,
                                          self.pad_groups))
-            self.units.append(self.make_unit(num_blocks, width))
+            self.units.append(
+                self.make_unit(num_blocks, width, unit_modes[i]))
         self.out_norms = nn.ModuleDict()
         if out_norm:
             for i in self.out_indices:
@@ -174,13 +184,18 @@ class BaseReversibleNet(BaseBackbone):
         freeze(self, self._frozen_modules())
 
     # -- construction helpers -------------------------------------------------
-    def make_unit(self, num_blocks: int, channels: int) -> ReversibleSequence:
+    def make_unit(self,
+                  num_blocks: int,
+                  channels: int,
+                  mode: str = 'reversible') -> ReversibleSequence:
         """Build one unit: ``num_blocks`` blocks (:meth:`make_block`) run by
         a :class:`ReversibleSequence`.
 
         Args:
             num_blocks (int): Blocks in the unit.
             channels (int): Width of the unit.
+            mode (str): Execution mode of the unit.
+                Defaults to ``'reversible'``.
 
         Returns:
             ReversibleSequence: The unit.
@@ -190,8 +205,30 @@ class BaseReversibleNet(BaseBackbone):
                             norm_cfg=self.norm_cfg, act_cfg=self.act_cfg,
                             **self.block_cfg) for index in range(num_blocks)
         ]
-        return ReversibleSequence(
-            blocks, reversible=self.reversible, with_cp=self.with_cp)
+        return ReversibleSequence(blocks, mode=mode)
+
+    @property
+    def mode(self) -> Mode:
+        """The mode of every unit (a str), or a list of one per unit."""
+        modes = [unit.mode for unit in self.units]
+        if all(isinstance(m, str) for m in modes) and len(set(modes)) == 1:
+            return modes[0]
+        return modes
+
+    def set_mode(self, mode: Mode) -> 'BaseReversibleNet':
+        """Switch the execution mode of the units, keeping the weights.
+
+        Args:
+            mode (str | Sequence[str]): As the ``mode`` argument: one mode
+                for all units or a list with one per unit.
+
+        Returns:
+            BaseReversibleNet: The backbone itself.
+        """
+        modes = parse_modes(mode, self.num_units, type(self).__name__)
+        for unit, unit_mode in zip(self.units, modes):
+            unit.mode = unit_mode
+        return self
 
     def make_block(self, channels: int, block_index: int,
                    **kwargs) -> ReversibleBlock:

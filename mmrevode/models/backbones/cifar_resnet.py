@@ -9,6 +9,7 @@ from mmpretrain.models.backbones.resnet import BasicBlock
 from mmpretrain.registry import MODELS
 from torch import Tensor, nn
 
+from ..reversible import Mode, legacy_mode, parse_modes
 from .utils import freeze, parse_out_indices
 
 SHORTCUT_TYPES = ('A', 'B')
@@ -83,12 +84,16 @@ class CifarResNet(BaseBackbone):
             Defaults to ``dict(type='ReLU', inplace=True)``.
         norm_eval (bool): Keep all batch norms in eval mode while training.
             Defaults to False.
-        with_cp (bool): Checkpoint each block. Defaults to False.
+        mode (str | Sequence[str]): ``'plain'`` (autograd) or
+            ``'checkpoint'`` (``torch.utils.checkpoint`` around each block),
+            or a list with one of them per stage. Defaults to ``'plain'``.
         zero_init_residual (bool): Initialise the last norm of every block
             to zero, so blocks start as identities. He et al. do not.
             Defaults to False.
         init_cfg (dict | list[dict], optional): Initialisation config.
             Defaults to Kaiming for convolutions, 1 for norm weights.
+        with_cp (bool, optional): Deprecated, use ``mode``: True is
+            ``'checkpoint'``. Defaults to None.
 
     Example:
         >>> import torch
@@ -116,12 +121,13 @@ class CifarResNet(BaseBackbone):
                  norm_cfg: dict = dict(type='BN', requires_grad=True),
                  act_cfg: dict = dict(type='ReLU', inplace=True),
                  norm_eval: bool = False,
-                 with_cp: bool = False,
+                 mode: Mode = 'plain',
                  zero_init_residual: bool = False,
                  init_cfg: Optional[Union[dict, list]] = [
                      dict(type='Kaiming', layer=['Conv2d']),
                      dict(type='Constant', val=1, layer=['_BatchNorm'])
-                 ]):
+                 ],
+                 with_cp: Optional[bool] = None):
         super().__init__(init_cfg=init_cfg)
         if isinstance(depth, bool) or not isinstance(depth, int) or \
                 depth < 8 or (depth - 2) % 6:
@@ -135,6 +141,12 @@ class CifarResNet(BaseBackbone):
             raise ValueError('CifarResNet: num_stages must be a positive '
                              f'int, got {num_stages!r}.')
         out_indices = parse_out_indices(out_indices, num_stages)
+        stage_modes = parse_modes(
+            legacy_mode(mode, None, with_cp, 'CifarResNet', default='plain'),
+            num_stages,
+            'CifarResNet',
+            part='stage',
+            allowed=('plain', 'checkpoint'))
         if not isinstance(frozen_stages, int) or not \
                 -1 <= frozen_stages <= num_stages:
             raise ValueError('CifarResNet: frozen_stages must be an int in '
@@ -175,7 +187,7 @@ class CifarResNet(BaseBackbone):
                         width,
                         stride=block_stride,
                         downsample=downsample,
-                        with_cp=with_cp,
+                        with_cp=stage_modes[i] == 'checkpoint',
                         norm_cfg=norm_cfg,
                         act_cfg=act_cfg))
                 channels = width

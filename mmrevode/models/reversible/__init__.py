@@ -2,10 +2,12 @@
 from .block import ReversibleBlock
 from .function import (ReversibleFunction, collect_parameters,
                        frozen_running_stats)
+from .modes import EXECUTION_MODES, Mode, legacy_mode, parse_modes
 from .sequence import ReversibleSequence
 from .shift_step import ShiftStep, run_steps, shift, unshift
 
 __all__ = [
+    'EXECUTION_MODES', 'Mode', 'legacy_mode', 'parse_modes',
     'ReversibleBlock', 'ReversibleFunction', 'ReversibleSequence',
     'run_steps',
     'ShiftStep', 'collect_parameters', 'frozen_running_stats', 'shift',

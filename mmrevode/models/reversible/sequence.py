@@ -10,52 +10,90 @@ from torch.utils.checkpoint import checkpoint
 
 from .block import ReversibleBlock
 from .function import ReversibleFunction, collect_parameters
+from .modes import Mode, legacy_mode, parse_modes
 from .shift_step import ShiftStep, run_steps
 
 
 class ReversibleSequence(nn.Module):
-    """Run reversible blocks in sequence, with one of three executions.
+    """Run reversible blocks in sequence, in one of three execution modes.
 
-    - ``reversible=True`` (default): during training, the whole sequence is
-      one :class:`ReversibleFunction`; no activation inside it is stored.
-    - ``reversible=False``: plain autograd, storing every activation.
-    - ``reversible=False, with_cp=True``: ``torch.utils.checkpoint`` around
-      each block, for comparison.
+    - ``'reversible'`` (default): during training, each run of consecutive
+      reversible blocks is one :class:`ReversibleFunction`; no activation
+      inside it is stored.
+    - ``'plain'``: plain autograd, storing every activation.
+    - ``'checkpoint'``: ``torch.utils.checkpoint`` around each block.
 
-    All three give the same outputs, gradients and ``state_dict``. In eval
-    mode, under ``torch.no_grad()`` and while the forward is being traced
-    (``torch.jit.trace``, ``torch.onnx.export``, FLOP counters) or compiled
-    for inference, the blocks simply run under plain autograd: a tracer
-    records ordinary operations, and a gradient taken in eval mode (class
-    activation maps, saliency, adversarial inputs) is exact, at the memory
-    cost of plain autograd.
+    ``mode`` may also be a list with one mode per block. All modes give the
+    same outputs, gradients, batch-norm statistics and ``state_dict`` (see
+    :mod:`.modes`). In eval mode, under ``torch.no_grad()`` and while the
+    forward is being traced (``torch.jit.trace``, ``torch.onnx.export``, FLOP
+    counters), the blocks simply run under plain autograd: a tracer records
+    ordinary operations, and a gradient taken in eval mode (class activation
+    maps, saliency, adversarial inputs) is exact, at the memory cost of plain
+    autograd.
 
     Args:
         blocks (Sequence[ReversibleBlock]): The blocks of the unit. The first
             block's :meth:`~ReversibleBlock.split` makes the pair from the
             input and the last block's :meth:`~ReversibleBlock.merge` the
             output.
-        reversible (bool): Use the memory-efficient backward.
-            Defaults to True.
-        with_cp (bool): Checkpoint each block under plain autograd. Only
-            meaningful with ``reversible=False``. Defaults to False.
+        mode (str | Sequence[str]): ``'reversible'``, ``'plain'`` or
+            ``'checkpoint'``, or a list with one of them per block.
+            Defaults to ``'reversible'``.
         preserve_rng_state (bool): Replay the random generators' states in
             the backward recompute. Needed only if a block draws random
             numbers (dropout, drop path). Defaults to False.
+        reversible (bool, optional): Deprecated, use ``mode``: True is
+            ``'reversible'``, False ``'plain'``. Defaults to None.
+        with_cp (bool, optional): Deprecated, use ``mode``: with
+            ``reversible=False``, ``'checkpoint'``. Defaults to None.
     """
 
     def __init__(self,
                  blocks: Sequence[ReversibleBlock],
-                 reversible: bool = True,
-                 with_cp: bool = False,
-                 preserve_rng_state: bool = False):
+                 mode: Mode = 'reversible',
+                 preserve_rng_state: bool = False,
+                 reversible: Optional[bool] = None,
+                 with_cp: Optional[bool] = None):
         super().__init__()
         if not blocks:
             raise ValueError('ReversibleSequence needs at least one block.')
         self.blocks = nn.ModuleList(blocks)
-        self.reversible = reversible
-        self.with_cp = with_cp
+        self.mode = legacy_mode(mode, reversible, with_cp,
+                                'ReversibleSequence')
         self.preserve_rng_state = preserve_rng_state
+
+    @property
+    def mode(self) -> Mode:
+        """The mode of every block (a str), or a list of one per block."""
+        modes = self.block_modes
+        return modes[0] if len(set(modes)) == 1 else list(modes)
+
+    @mode.setter
+    def mode(self, mode: Mode):
+        self.block_modes = parse_modes(mode, len(self.blocks),
+                                       'ReversibleSequence', part='block')
+
+    @property
+    def reversible(self) -> bool:
+        """Deprecated: whether every block is reversible."""
+        return self.mode == 'reversible'
+
+    @reversible.setter
+    def reversible(self, reversible: bool):
+        self.mode = legacy_mode('reversible', bool(reversible), None,
+                                'ReversibleSequence')
+
+    @property
+    def with_cp(self) -> bool:
+        """Deprecated: whether every block is checkpointed."""
+        return self.mode == 'checkpoint'
+
+    @with_cp.setter
+    def with_cp(self, with_cp: bool):
+        if not self.reversible:
+            self.mode = legacy_mode('reversible', False, bool(with_cp),
+                                    'ReversibleSequence')
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dtype in (torch.float16, torch.bfloat16) and \
@@ -73,33 +111,44 @@ class ReversibleSequence(nn.Module):
         if not torch.is_grad_enabled() or not self.training or _tracing():
             return run_steps([s for steps in block_steps for s in steps], a,
                              b)
-        if self.reversible:
-            pair = _run_reversible(
-                [s for block in block_steps for s in block], a, b,
-                self.preserve_rng_state)
-            if pair is not None:
-                return pair
-        for block, steps in zip(self.blocks, block_steps):
-            if self.with_cp:
-                # The recompute must not update the batch norms' running
-                # statistics a second time.
-                a, b = checkpoint(
-                    run_steps,
-                    steps,
-                    a,
-                    b,
-                    use_reentrant=False,
-                    preserve_rng_state=self.preserve_rng_state,
-                    context_fn=partial(_recompute_contexts, block))
-            else:
-                a, b = run_steps(steps, a, b)
+        for first, last in _runs(self.block_modes):
+            mode = self.block_modes[first]
+            if mode == 'reversible':
+                steps = [s for block in block_steps[first:last] for s in block]
+                pair = _run_reversible(steps, a, b, self.preserve_rng_state)
+                a, b = pair if pair is not None else run_steps(steps, a, b)
+                continue
+            for block, steps in zip(self.blocks[first:last],
+                                    block_steps[first:last]):
+                if mode == 'checkpoint':
+                    # The recompute must not update the batch norms'
+                    # running statistics a second time.
+                    a, b = checkpoint(
+                        run_steps,
+                        steps,
+                        a,
+                        b,
+                        use_reentrant=False,
+                        preserve_rng_state=self.preserve_rng_state,
+                        context_fn=partial(_recompute_contexts, block))
+                else:
+                    a, b = run_steps(steps, a, b)
         return a, b
+
+
+Pair = Tuple[Tensor, Tensor]
+
+
+def _runs(modes: Sequence[str]) -> List[Tuple[int, int]]:
+    """``(first, last)`` of each run of equal consecutive modes."""
+    bounds = [0] + [i for i in range(1, len(modes))
+                    if modes[i] != modes[i - 1]] + [len(modes)]
+    return list(zip(bounds, bounds[1:]))
 
 
 @torch.compiler.disable
 def _run_reversible(steps: List[ShiftStep], a: Tensor, b: Tensor,
-                    preserve_rng_state: bool) -> Optional[Tuple[Tensor,
-                                                                 Tensor]]:
+                    preserve_rng_state: bool) -> Optional[Pair]:
     """Run ``steps`` as one :class:`ReversibleFunction`, or return None if
     nothing needs a gradient.
 

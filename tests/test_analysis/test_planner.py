@@ -1,0 +1,136 @@
+import argparse
+import itertools
+import json
+import os.path as osp
+import sys
+
+import pytest
+
+from mmrevode.analysis import (BudgetError, CostModel, calibrate, cfg_option,
+                               measure_plans, parse_bytes, parse_spec)
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TINY = "HamiltonianNet:{'blocks': [2, 1, 2], 'widths': [8, 16, 32]}"
+RUN = dict(batch_size=4, input_size=(16, 8), steps=1, warmup=0)
+
+
+@pytest.fixture(scope='module')
+def costs():
+    return calibrate(parse_spec(TINY), **RUN)
+
+
+@pytest.mark.parametrize('text, expected', [
+    ('2GiB', 2 * 2**30),
+    ('500MiB', 500 * 2**20),
+    ('1.5 GB', 1_500_000_000),
+    ('64kib', 64 * 1024),
+    ('123456', 123456),
+    (123456, 123456),
+    ('10B', 10),
+])
+def test_parse_bytes(text, expected):
+    assert parse_bytes(text) == expected
+
+
+@pytest.mark.parametrize('text', ['lots', '2 GiBs', '-1MiB', '', 'MiB'])
+def test_parse_bytes_refuses_what_it_cannot_read(text):
+    with pytest.raises(ValueError, match='memory size'):
+        parse_bytes(text)
+
+
+def test_front_is_the_best_of_all_plans():
+    unit = dict(reversible=(1, 4.0), plain=(8, 3.0), checkpoint=(3, 4.5))
+    costs = CostModel(
+        unit_bytes=[{m: c[0] * scale for m, c in unit.items()}
+                    for scale in (4, 2, 1)],
+        unit_time=[{m: c[1] for m, c in unit.items()}] * 3,
+        rest_bytes=5,
+        rest_time=1.0)
+    plans = costs.all_plans()
+    assert len(plans) == 27
+    front = costs.front()
+    assert [p['saved_bytes'] for p in front] == sorted(
+        p['saved_bytes'] for p in front)
+    times = [p['step_time_s'] for p in front]
+    assert times == sorted(times, reverse=True)
+    for budget in range(0, 100, 3):
+        fitting = [p for p in plans if p['saved_bytes'] <= budget]
+        if not fitting:
+            with pytest.raises(BudgetError):
+                costs.choose(budget)
+            continue
+        best = min(p['step_time_s'] for p in fitting)
+        chosen = costs.choose(budget)
+        assert chosen['saved_bytes'] <= budget
+        assert chosen['step_time_s'] == best
+    assert costs.choose(10**6)['modes'] == ['plain'] * 3
+
+
+def test_chosen_plan_fits_its_budget_when_measured(costs):
+    assert costs.num_units == 3 and costs.modes == (
+        'reversible', 'plain', 'checkpoint')
+    plain, _ = costs.predict(['plain'] * 3)
+    reversible, _ = costs.predict(['reversible'] * 3)
+    for budget in (reversible, (plain + reversible) // 2, plain - 1):
+        plan = costs.choose(budget)
+        measured, = measure_plans(parse_spec(TINY), [plan['modes']], **RUN)
+        assert measured['modes'] == plan['modes']
+        assert measured['saved_bytes'] <= budget
+        # saved bytes are additive over the parts: the prediction is exact
+        assert measured['saved_bytes'] == plan['saved_bytes']
+        assert measured['time_ratio_to_plain'] > 0
+
+
+def test_a_budget_nothing_fits_names_the_smallest(costs):
+    smallest, _ = costs.predict(['reversible'] * 3)
+    with pytest.raises(BudgetError) as error:
+        costs.choose(smallest - 1)
+    message = str(error.value)
+    assert 'smallest reachable is' in message
+    assert f'({smallest} bytes, predicted)' in message
+    assert "'reversible', 'reversible', 'reversible'" in message
+    assert 'batch 4, 16x8 images' in message
+    assert error.value.smallest['saved_bytes'] == smallest
+
+
+def test_cfg_option_applies_the_plan():
+    from mmengine.config import DictAction
+    assert cfg_option(['plain'] * 3) == 'model.backbone.mode=plain'
+    option = cfg_option(['reversible', 'plain', 'plain'])
+    assert option == "model.backbone.mode=\"['reversible','plain','plain']\""
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    # what the shell passes on
+    args = parser.parse_args(['--cfg-options', option.replace('"', '')])
+    assert args.cfg_options == {
+        'model.backbone.mode': ['reversible', 'plain', 'plain']
+    }
+
+
+def test_command_line(tmp_path, capsys):
+    sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis_tools'))
+    try:
+        import plan_memory
+    finally:
+        sys.path.pop(0)
+    common = [
+        TINY, '--batch-size', '4', '--input-size', '16', '8', '--steps', '1',
+        '--warmup', '0', '--device', 'cpu', '--out-dir',
+        str(tmp_path)
+    ]
+    plan_memory.main(common + ['--budget', '1GiB', '--name', 'fits'])
+    out = capsys.readouterr().out
+    assert "mode=['plain', 'plain', 'plain']" in out
+    assert 'Apply it with:  --cfg-options model.backbone.mode=plain' in out
+    with open(tmp_path / 'fits.json') as f:
+        result = json.load(f)['results'][0]
+    assert result['plan']['saved_bytes'] <= result['budget_bytes']
+    with pytest.raises(SystemExit) as error:
+        plan_memory.main(common + ['--budget', '100', '--name', 'none'])
+    assert 'smallest reachable is' in str(error.value.code)
+    combinations = list(itertools.product('RPC', repeat=3))
+    plan_memory.main(common + ['--all-plans', '--name', 'all'])
+    with open(tmp_path / 'all.json') as f:
+        result = json.load(f)['results'][0]
+    assert len(result['measured_plans']) == len(combinations)
+    assert (tmp_path / 'all.png').stat().st_size > 0

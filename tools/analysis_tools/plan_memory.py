@@ -1,0 +1,255 @@
+"""Per-unit execution modes that fit a memory budget at the least time.
+
+Calibrates the cost model of :mod:`mmrevode.analysis.planner` on this
+machine (saved-for-backward bytes of each unit in each mode, each unit's
+step time), chooses the fastest plan whose predicted saved bytes fit
+``--budget``, measures it (saved bytes; step time paired with all-plain
+steps) and prints the ``--cfg-options`` that apply it. A budget that no plan
+fits ends with a message that names the smallest reachable figure.
+
+With ``--all-plans`` it also measures every plan (``3 ** units`` of them)
+and writes the frontier of step time against saved bytes,
+``OUT_DIR/NAME.json`` and ``OUT_DIR/NAME.png``.
+
+Examples::
+
+    python tools/analysis_tools/plan_memory.py \\
+        configs/revode/hamiltonian110_cifar10.py --batch-size 64 \\
+        --input-size 32 32 --budget 200MiB --threads 1
+
+    # the frontier in docs/performance.md
+    python tools/analysis_tools/plan_memory.py HamiltonianNet:110 \\
+        HamiltonianNet:218 --batch-size 64 --all-plans --threads 1 \\
+        --steps 3 --out-dir docs/figures --name frontier
+"""
+import os
+import sys
+from typing import List, Sequence
+
+from mmrevode.analysis import (BudgetError, calibrate, cfg_option,
+                               format_bytes, machine_info, measure_plans,
+                               model_spec, parse_bytes)
+from mmrevode.analysis import cli
+from mmrevode.analysis.cli import (add_output_arguments, add_run_arguments,
+                                   model_parser, output_path, save_figure,
+                                   write_json)
+from mmrevode.models.reversible import EXECUTION_MODES
+
+SHORT = dict(reversible='R', plain='P', checkpoint='C')
+
+
+def short(modes: Sequence[str]) -> str:
+    """``['reversible', 'plain']`` -> ``'RP'``."""
+    return ''.join(SHORT[m] for m in modes)
+
+
+def cost_table(costs) -> str:
+    """Saved MiB of each unit in each mode and the milliseconds it adds
+    to the all-plain step."""
+    head = '| part | ' + ' | '.join(
+        f'{m} MiB | {m} +ms' for m in costs.modes) + ' |'
+    lines = [head, '|' + '---|' * (head.count('|') - 1)]
+    for i, (saved, seconds) in enumerate(zip(costs.unit_bytes,
+                                             costs.unit_time)):
+        lines.append(f'| unit {i} | ' + ' | '.join(
+            f'{saved[m] / 2**20:.1f} | {seconds[m] * 1e3:.0f}'
+            for m in costs.modes) + ' |')
+    lines.append(f'| rest (time: all-plain step) | '
+                 f'{costs.rest_bytes / 2**20:.1f} | '
+                 f'{costs.rest_time * 1e3:.0f} |' + ' - | - |' *
+                 (len(costs.modes) - 1))
+    return '\n'.join(lines)
+
+
+def plan_table(plans: Sequence[dict], measured: Sequence[dict] = ()) -> str:
+    """Predicted (and measured) saved MiB and time ratio of plans."""
+    by_modes = {tuple(m['modes']): m for m in measured}
+    lines = [
+        '| modes | predicted saved MiB | predicted time / plain | '
+        'measured saved MiB | measured time / plain | CPU time / plain |',
+        '|---|---|---|---|---|---|'
+    ]
+    for plan in plans:
+        m = by_modes.get(tuple(plan['modes']), {})
+        lines.append(
+            f"| {', '.join(plan['modes'])} | "
+            f"{plan['saved_bytes'] / 2**20:.1f} | "
+            f"{plan['time_ratio_to_plain']:.3f} | "
+            f"{_mib(m.get('saved_bytes'))} | "
+            f"{_ratio(m.get('time_ratio_to_plain'))} | "
+            f"{_ratio(m.get('cpu_time_ratio_to_plain'))} |")
+    return '\n'.join(lines)
+
+
+def _mib(value) -> str:
+    return '-' if value is None else f'{value / 2**20:.1f}'
+
+
+def _ratio(value) -> str:
+    return '-' if value is None else f'{value:.3f}'
+
+
+def plot(results: Sequence[dict], path: str, title=None):
+    """Step time against saved bytes of every plan, one panel per model."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(
+        1, len(results), figsize=(6.5 * len(results), 5), squeeze=False)
+    for ax, result in zip(axes[0], results):
+        plans = result['measured_plans']
+        for key, marker, label in (('cpu_time_ratio_to_plain', 'o',
+                                    'measured (CPU time)'),
+                                   ('time_ratio_to_plain', 'x',
+                                    'measured (wall time)')):
+            ax.plot([p['saved_bytes'] / 2**20 for p in plans],
+                    [p[key] for p in plans], marker, ls='', alpha=0.7,
+                    label=label)
+        front = result['front']
+        ax.plot([p['saved_bytes'] / 2**20 for p in front],
+                [p['time_ratio_to_plain'] for p in front], 'k--', lw=1,
+                label='predicted front')
+        for plan in plans:
+            uniform = len(set(plan['modes'])) == 1
+            ax.annotate(
+                short(plan['modes']),
+                (plan['saved_bytes'] / 2**20, plan['cpu_time_ratio_to_plain']),
+                fontsize=9 if uniform else 6,
+                fontweight='bold' if uniform else 'normal',
+                xytext=(3, 3), textcoords='offset points')
+        ax.set_xlabel('saved for backward (MiB)')
+        ax.set_ylabel('step time / all-plain step (median of paired steps)')
+        ax.set_title(f"{result['name']}, batch {result['batch_size']}")
+        ax.set_xlim(left=0)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    save_figure(fig, path, title or 'Per-unit modes: R reversible, '
+                'P plain, C checkpoint (unit 0 first)')
+
+
+def plan_model(model: str, args) -> dict:
+    """Calibrate, choose and measure for one model; the JSON record."""
+    spec = model_spec(model, args.cfg_options)
+    options = dict(
+        device=args.device, seed=args.seed,
+        backbone_options=args.backbone_options)
+    size = args.input_size * 2 if len(args.input_size) == 1 \
+        else args.input_size
+    run = dict(batch_size=args.batch_size, input_size=size, steps=args.steps,
+               warmup=args.warmup, **options)
+    print(f"Calibrating {spec['name']} at batch {args.batch_size}, "
+          f"{size[0]}x{size[1]} ...", flush=True)
+    costs = calibrate(spec, modes=args.modes, **run)
+    print(cost_table(costs))
+    front = costs.front()
+    print('\nPlans no other plan beats in both memory and time (predicted):')
+    print(plan_table(front))
+    result = dict(
+        name=spec['name'], spec=spec['spec'], batch_size=args.batch_size,
+        input_size=size, costs=costs.to_dict(), front=front)
+    uniform = [[m] * costs.num_units for m in args.modes]
+    to_measure: List[List[str]] = []
+    if args.budget is not None:
+        budget = parse_bytes(args.budget)
+        result['budget_bytes'] = budget
+        try:
+            chosen = costs.choose(budget)
+        except BudgetError as error:
+            result['error'] = str(error)
+            return result
+        result['plan'] = chosen
+        to_measure.append(chosen['modes'])
+    if args.all_plans:
+        to_measure = [p['modes'] for p in costs.all_plans()]
+    to_measure += [m for m in uniform if m not in to_measure]
+    measured = measure_plans(spec, to_measure, **run)
+    result['measured_plans'] = measured
+    if args.all_plans:
+        result['predicted_plans'] = costs.all_plans()
+    shown = [result['plan']] if 'plan' in result else []
+    shown += [costs.plan(m) for m in uniform
+              if m != result.get('plan', {}).get('modes')]
+    print('\nPredicted and measured (saved bytes; median of paired step-time '
+          'ratios to all-plain):')
+    print(plan_table(shown, measured))
+    if 'plan' in result:
+        chosen = result['plan']
+        fit = next(m for m in measured if m['modes'] == chosen['modes'])
+        print(f"\nPlan for a budget of {format_bytes(result['budget_bytes'])}"
+              f": mode={chosen['modes']}; predicted "
+              f"{format_bytes(chosen['saved_bytes'])}, "
+              f"{chosen['time_ratio_to_plain']:.3f}x plain; measured "
+              f"{format_bytes(fit['saved_bytes'])}, "
+              f"{fit['cpu_time_ratio_to_plain']:.3f}x plain (CPU time), "
+              f"{fit['time_ratio_to_plain']:.3f}x (wall).")
+        print(f"Apply it with:  --cfg-options {cfg_option(chosen['modes'])}")
+    return result
+
+
+def parse_args(argv=None):
+    parser = model_parser(
+        'Choose per-unit execution modes that fit a memory budget (bytes '
+        'saved for backward) at the least step time.',
+        sweep=False,
+        configs=True)
+    parser.add_argument(
+        '--budget',
+        help='bytes saved for backward, e.g. 2GiB, 500MiB or 123456789')
+    add_run_arguments(parser, batch_size=64, device=True, height_width=True)
+    parser.add_argument(
+        '--modes',
+        nargs='+',
+        choices=list(EXECUTION_MODES),
+        default=list(EXECUTION_MODES),
+        help='the modes a unit may take (default: all)')
+    parser.add_argument(
+        '--steps', type=int, default=3, help='timed rounds (default: 3)')
+    parser.add_argument(
+        '--warmup', type=int, default=1, help='untimed rounds (default: 1)')
+    parser.add_argument(
+        '--all-plans',
+        action='store_true',
+        help='measure every plan and write the frontier (JSON and PNG)')
+    from mmengine.config import DictAction
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='overrides of a config file\'s settings')
+    add_output_arguments(parser, 'plan_memory', title=True)
+    args = cli.parse_args(parser, argv)
+    if args.budget is None and not args.all_plans:
+        parser.error('give --budget, --all-plans or both.')
+    if len(args.input_size) > 2:
+        parser.error('--input-size takes H or H W.')
+    return args
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    machine = machine_info(args.device)
+    results = [plan_model(model, args) for model in args.models]
+    machine['load_average_end'] = list(os.getloadavg())
+    print(f"\n{machine['processor']}, {machine['cpu_count']} CPUs, "
+          f"{machine['torch_threads']} torch threads, device "
+          f"{machine['device']}; load average "
+          f"{machine['load_average_start'][0]:.2f} at the start, "
+          f"{machine['load_average_end'][0]:.2f} at the end.")
+    document = dict(machine=machine, results=results)
+    json_path = write_json(args, document)
+    written = [json_path]
+    if args.all_plans:
+        png_path = output_path(args, 'png')
+        plot([r for r in results if 'measured_plans' in r], png_path,
+             args.title)
+        written.append(png_path)
+    print('Wrote ' + ' and '.join(written))
+    errors = [r['error'] for r in results if 'error' in r]
+    if errors:
+        sys.exit('\n'.join(errors))
+    return document
+
+
+if __name__ == '__main__':
+    main()
