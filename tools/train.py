@@ -26,26 +26,11 @@ from mmrevode.engine import launcher
 def build_parser():
     parser = argparse.ArgumentParser(description='Train a model')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument(
-        '--resume',
-        nargs='?',
-        type=str,
-        const='auto',
-        help='resume from the given checkpoint; without a path, from the '
-        'latest checkpoint in the work directory')
-    parser.add_argument(
-        '--amp',
-        action='store_true',
-        help='enable automatic-mixed-precision training')
+    launcher.add_train_arguments(parser)
     parser.add_argument(
         '--no-validate',
         action='store_true',
         help='do not evaluate checkpoints during training')
-    parser.add_argument(
-        '--auto-scale-lr',
-        action='store_true',
-        help='scale the learning rate by the actual total batch size over '
-        '`auto_scale_lr.base_batch_size` of the config')
     parser.add_argument(
         '--no-pin-memory',
         action='store_true',

@@ -2,15 +2,15 @@
 import os.path as osp
 from typing import List, Optional
 
-import mmengine.dist as dist
 import numpy as np
 from mmengine.fileio import get, join_path
 from mmpretrain.datasets import CIFAR10, CIFAR100
-from mmpretrain.datasets.utils import check_md5, download_and_extract_archive
+from mmpretrain.datasets.utils import check_md5
 from mmpretrain.registry import DATASETS
 
 from .safe_pickle import load_data_pickle
-from .utils import DatasetError, DatasetNotFoundError, missing_data_message
+from .utils import (DatasetError, DatasetNotFoundError, missing_data_message,
+                    try_download)
 
 
 class _CheckedCIFARMixin:
@@ -71,16 +71,7 @@ class _CheckedCIFARMixin:
         missing = self._missing_files(folder)
         reason = None
         if missing and self.download:
-            if dist.is_main_process():
-                try:
-                    download_and_extract_archive(
-                        self.url,
-                        root,
-                        filename=self.filename,
-                        md5=self.tgz_md5)
-                except Exception as e:  # no internet, disk full, bad archive
-                    reason = f'{type(e).__name__}: {e}'
-            dist.barrier()
+            reason = try_download(self.url, root, self.filename, self.tgz_md5)
             missing = self._missing_files(folder)
         if missing:
             raise DatasetNotFoundError(

@@ -2,13 +2,12 @@
 import os.path as osp
 from typing import List, Optional
 
-import mmengine.dist as dist
 import numpy as np
 from mmpretrain.datasets import BaseDataset
-from mmpretrain.datasets.utils import download_and_extract_archive
 from mmpretrain.registry import DATASETS
 
-from .utils import DatasetError, DatasetNotFoundError, missing_data_message
+from .utils import (DatasetError, DatasetNotFoundError, missing_data_message,
+                    try_download)
 
 STL10_CATEGORIES = ('airplane', 'bird', 'car', 'cat', 'deer', 'dog', 'horse',
                     'monkey', 'ship', 'truck')
@@ -120,16 +119,7 @@ class STL10(BaseDataset):
         missing = self._missing_files()
         reason = None
         if missing and self.download:
-            if dist.is_main_process():
-                try:
-                    download_and_extract_archive(
-                        self.url,
-                        root,
-                        filename=self.filename,
-                        md5=self.tgz_md5)
-                except Exception as e:  # no internet, disk full, bad archive
-                    reason = f'{type(e).__name__}: {e}'
-            dist.barrier()
+            reason = try_download(self.url, root, self.filename, self.tgz_md5)
             missing = self._missing_files()
         if missing:
             raise DatasetNotFoundError(

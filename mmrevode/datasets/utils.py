@@ -2,6 +2,9 @@
 import os.path as osp
 from typing import Optional, Sequence
 
+import mmengine.dist as dist
+from mmpretrain.datasets.utils import download_and_extract_archive
+
 
 class DatasetError(RuntimeError):
     """The files of a data set are missing or not what they should be.
@@ -46,3 +49,23 @@ def missing_data_message(name: str,
         f'{osp.basename(osp.normpath(folder))}/), or set the datasets\' '
         '`data_root` in the config to the folder that holds it.')
     return '\n'.join(lines)
+
+
+def try_download(url: str, data_root: str, archive: str,
+                 md5: Optional[str]) -> Optional[str]:
+    """Download and extract an archive into ``data_root`` on the main
+    process (the others wait).
+
+    Returns:
+        str | None: Why the download failed (no internet, full disk, bad
+        archive), or None if it worked.
+    """
+    reason = None
+    if dist.is_main_process():
+        try:
+            download_and_extract_archive(
+                url, data_root, filename=archive, md5=md5)
+        except Exception as e:  # no internet, disk full, bad archive
+            reason = f'{type(e).__name__}: {e}'
+    dist.barrier()
+    return reason

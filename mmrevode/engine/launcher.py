@@ -111,6 +111,26 @@ def add_common_arguments(parser: argparse.ArgumentParser,
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--resume [PATH]``, ``--amp`` and ``--auto-scale-lr``."""
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from the given checkpoint; without a path, from the '
+        'latest checkpoint in the work directory')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='enable automatic-mixed-precision training')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the learning rate by the actual total batch size over '
+        '`auto_scale_lr.base_batch_size` of the config')
+
+
 def parse_args(parser: argparse.ArgumentParser, argv=None):
     """Parse ``argv`` and export ``LOCAL_RANK`` for the launchers."""
     args = parser.parse_args(argv)

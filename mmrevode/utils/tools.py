@@ -1,7 +1,8 @@
 """Small pieces shared by the command-line tools."""
+import argparse
 from typing import Optional, Sequence, Tuple
 
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from torch import nn
 
 
@@ -20,11 +21,55 @@ def parse_image_size(values: Sequence[int]) -> Tuple[int, int]:
     return values[0], values[1]
 
 
+def add_input_arguments(parser: argparse.ArgumentParser,
+                        shape_help: str) -> None:
+    """Add ``--shape H [W]`` (default 32 32) and ``--cfg-options``."""
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs='+',
+        default=[32, 32],
+        help=f'{shape_help}: H W, or one number for a square (default 32 32)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings of the config, as key=value pairs')
+
+
+def parse_input_arguments(parser: argparse.ArgumentParser, argv=None):
+    """Parse ``argv``; ``args.shape`` becomes ``(H, W)``."""
+    args = parser.parse_args(argv)
+    try:
+        args.shape = parse_image_size(args.shape)
+    except ValueError as e:
+        parser.error(f'--shape: {e}')
+    return args
+
+
+def load_fitting_checkpoint(model: nn.Module, path: str) -> None:
+    """Load a checkpoint's weights into ``model``, refusing weights that do
+    not fit it (:class:`~mmrevode.engine.CheckpointMismatchError`), as
+    ``tools/test.py`` does. Loading runs no code from the file."""
+    from mmengine.runner.checkpoint import (_load_checkpoint,
+                                            _load_checkpoint_to_model)
+
+    from mmrevode.engine import CheckpointMismatchError, checkpoint_mismatches
+    checkpoint = _load_checkpoint(path, map_location='cpu')
+    problems = checkpoint_mismatches(model, checkpoint)
+    if problems:
+        raise CheckpointMismatchError(
+            f'The checkpoint {path} does not fit the model of the config: ' +
+            '; '.join(problems) + '.')
+    _load_checkpoint_to_model(model, checkpoint)
+
+
 def build_from_config(config: str,
                       cfg_options: Optional[dict] = None
                       ) -> Tuple[Config, nn.Module]:
     """Read a config (importing its ``custom_imports``), merge
-    ``cfg_options`` and build its model in the config's default scope.
+    ``cfg_options`` (unknown keys refused, as by the runner scripts) and
+    build its model in the config's default scope.
 
     Returns:
         tuple: ``(cfg, model)``.
@@ -32,8 +77,8 @@ def build_from_config(config: str,
     from mmengine.registry import init_default_scope
     from mmpretrain.registry import MODELS
 
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    from mmrevode.engine.launcher import load_config, merge_cfg_options
+    cfg = load_config(config)
+    merge_cfg_options(cfg, cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     return cfg, MODELS.build(cfg.model)

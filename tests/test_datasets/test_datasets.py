@@ -173,12 +173,12 @@ def test_cifar_missing_without_download(tmp_path):
 
 
 def test_cifar_failed_download_says_why(tmp_path, monkeypatch):
-    import mmrevode.datasets.cifar as cifar
+    import mmrevode.datasets.utils as utils
 
     def offline(*args, **kwargs):
         raise OSError('Name or service not known')
 
-    monkeypatch.setattr(cifar, 'download_and_extract_archive', offline)
+    monkeypatch.setattr(utils, 'download_and_extract_archive', offline)
     with pytest.raises(DatasetNotFoundError) as info:
         CheckedCIFAR100(data_root=str(tmp_path), download=True)
     message = str(info.value)

@@ -72,3 +72,16 @@ def test_missing_checkpoint_is_one_clear_message(tmp_path):
     assert result.returncode == 1, output(result)
     assert 'does not exist' in result.stderr
     assert 'Traceback' not in result.stderr
+
+
+def test_checkpoint_of_another_model_is_refused(tmp_path, tiny_cifar_run):
+    """No model of random weights is exported in place of the checkpoint's."""
+    config, checkpoint = tiny_cifar_run
+    result = run_tool('deployment/pytorch2onnx.py', config, checkpoint,
+                      '--output-file', tmp_path / 'x.onnx', '--cfg-options',
+                      'model.backbone.arch.widths=[8,16,24]',
+                      'model.head.in_channels=24')
+    assert result.returncode == 1, output(result)
+    assert f'The checkpoint {checkpoint} does not fit' in result.stderr
+    assert 'Traceback' not in result.stderr
+    assert not (tmp_path / 'x.onnx').exists()

@@ -29,21 +29,16 @@ from mmengine.analysis import (ActivationAnalyzer, FlopAnalyzer,
 from mmengine.analysis.print_helper import (_format_size,
                                             complexity_stats_str,
                                             complexity_stats_table)
-from mmengine.config import DictAction
 
-from mmrevode.utils.tools import build_from_config, parse_image_size
+from mmrevode.engine.launcher import run_cli
+from mmrevode.utils.tools import (add_input_arguments, build_from_config,
+                                  parse_input_arguments)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Get model FLOPs and params')
     parser.add_argument('config', help='config file path')
-    parser.add_argument(
-        '--shape',
-        type=int,
-        nargs='+',
-        default=[32, 32],
-        help='input image size: H W, or one number for a square '
-        '(default 32 32)')
+    add_input_arguments(parser, 'input image size')
     parser.add_argument(
         '--max-depth',
         type=int,
@@ -57,21 +52,15 @@ def parse_args(argv=None):
         '--no-arch',
         action='store_true',
         help='do not print the model with the counts of every module')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings of the config, as key=value pairs')
-    args = parser.parse_args(argv)
-    try:
-        args.shape = parse_image_size(args.shape)
-    except ValueError as e:
-        parser.error(f'--shape: {e}')
-    return args
+    return parse_input_arguments(parser, argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    return run_cli(lambda: count(args))
+
+
+def count(args):
     _, model = build_from_config(args.config, args.cfg_options)
     if not hasattr(model, 'extract_feat'):
         print('Error: FLOPs counting needs a classifier with extract_feat, '

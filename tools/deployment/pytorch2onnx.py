@@ -24,14 +24,13 @@ except ImportError:  # run from a source checkout that is not installed
         osp.abspath(__file__)))))
     import mmrevode  # noqa: F401
 
-from mmengine.config import DictAction
-from mmengine.runner import load_checkpoint
-
-from mmrevode.engine import CheckpointError
+from mmrevode.engine.launcher import run_cli
 from mmrevode.utils.onnx_export import (ClassifierLogits,
                                         compare_with_onnxruntime,
                                         example_inputs, export_onnx)
-from mmrevode.utils.tools import build_from_config, parse_image_size
+from mmrevode.utils.tools import (add_input_arguments, build_from_config,
+                                  load_fitting_checkpoint,
+                                  parse_input_arguments)
 
 
 def parse_args(argv=None):
@@ -42,12 +41,7 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument(
         '--output-file', default='tmp.onnx', help='the ONNX file to write')
-    parser.add_argument(
-        '--shape',
-        type=int,
-        nargs='+',
-        default=[32, 32],
-        help='input size: H W, or one number for a square (default 32 32)')
+    add_input_arguments(parser, 'input size')
     parser.add_argument(
         '--batch-size', type=int, default=1, help='batch of the export')
     parser.add_argument(
@@ -68,16 +62,7 @@ def parse_args(argv=None):
         default=1e-4,
         help='largest allowed difference between ONNX and PyTorch, '
         'relative to the largest logit (default 1e-4)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings of the config, as key=value pairs')
-    args = parser.parse_args(argv)
-    try:
-        args.shape = parse_image_size(args.shape)
-    except ValueError as e:
-        parser.error(f'--shape: {e}')
+    args = parse_input_arguments(parser, argv)
     if args.batch_size < 1:
         parser.error('--batch-size must be positive.')
     return args
@@ -85,12 +70,12 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    return run_cli(lambda: export(args))
+
+
+def export(args):
     _, model = build_from_config(args.config, args.cfg_options)
-    try:
-        load_checkpoint(model, args.checkpoint, map_location='cpu')
-    except CheckpointError as e:
-        print(f'\nError: {e}', file=sys.stderr)
-        return 1
+    load_fitting_checkpoint(model, args.checkpoint)
     module = ClassifierLogits(model).eval()
     in_channels = getattr(model.backbone, 'in_channels', 3)
     inputs = example_inputs(args.shape, args.batch_size, in_channels,

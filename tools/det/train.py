@@ -35,21 +35,7 @@ from mmrevode.engine import launcher
 def build_parser():
     parser = argparse.ArgumentParser(description='Train a detector')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument(
-        '--amp',
-        action='store_true',
-        help='enable automatic-mixed-precision training')
-    parser.add_argument(
-        '--auto-scale-lr',
-        action='store_true',
-        help='scale the learning rate by the actual total batch size')
-    parser.add_argument(
-        '--resume',
-        nargs='?',
-        type=str,
-        const='auto',
-        help='resume from the given checkpoint; without a path, from the '
-        'latest checkpoint in the work directory')
+    launcher.add_train_arguments(parser)
     launcher.add_common_arguments(parser)
     return parser
 
