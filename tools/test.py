@@ -39,10 +39,7 @@ def build_parser():
         help='write the metrics or the predictions (default) to --out')
     parser.add_argument(
         '--amp', action='store_true', help='test with mixed precision')
-    parser.add_argument(
-        '--no-pin-memory',
-        action='store_true',
-        help='disable pin_memory in the data loader')
+    launcher.add_loader_arguments(parser, persistent_workers=False)
     launcher.add_common_arguments(parser)
     return parser
 
@@ -55,8 +52,7 @@ def merge_args(cfg, args):
     if args.amp:
         cfg.test_cfg.fp16 = True
     launcher.configure(cfg, args)
-    launcher.apply_dataloader_defaults(
-        cfg, ('test_dataloader', ), pin_memory=not args.no_pin_memory)
+    launcher.apply_dataloader_defaults(cfg, ('test_dataloader', ), args)
     return cfg
 
 

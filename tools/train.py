@@ -31,14 +31,7 @@ def build_parser():
         '--no-validate',
         action='store_true',
         help='do not evaluate checkpoints during training')
-    parser.add_argument(
-        '--no-pin-memory',
-        action='store_true',
-        help='disable pin_memory in the data loaders')
-    parser.add_argument(
-        '--no-persistent-workers',
-        action='store_true',
-        help='disable persistent_workers in the data loaders')
+    launcher.add_loader_arguments(parser)
     launcher.add_common_arguments(parser)
     return parser
 
@@ -60,9 +53,7 @@ def merge_args(cfg, args):
         cfg.auto_scale_lr.enable = True
     launcher.configure(cfg, args)
     launcher.apply_dataloader_defaults(
-        cfg, ('train_dataloader', 'val_dataloader', 'test_dataloader'),
-        pin_memory=not args.no_pin_memory,
-        persistent_workers=not args.no_persistent_workers)
+        cfg, ('train_dataloader', 'val_dataloader', 'test_dataloader'), args)
     return cfg
 
 

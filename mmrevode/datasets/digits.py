@@ -5,6 +5,8 @@ import numpy as np
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
 
+from .utils import check_split
+
 DIGITS_CATEGORIES = tuple(str(i) for i in range(10))
 
 
@@ -82,10 +84,7 @@ class Digits(BaseDataset):
                  data_root: str = '',
                  test_mode: bool = False,
                  **kwargs):
-        splits = ('train', 'test')
-        if split not in splits:
-            raise ValueError(
-                f'Digits: split must be one of {splits}, got {split!r}.')
+        check_split('Digits', split)
         if isinstance(test_fraction, bool) or not isinstance(
                 test_fraction, (int, float)) or not 0 < test_fraction < 1:
             raise ValueError('Digits: test_fraction must be a number in '

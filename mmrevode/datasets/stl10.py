@@ -6,8 +6,8 @@ import numpy as np
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
 
-from .utils import (DatasetError, DatasetNotFoundError, missing_data_message,
-                    try_download)
+from .utils import (DatasetError, DatasetNotFoundError, check_split,
+                    missing_data_message, try_download)
 
 STL10_CATEGORIES = ('airplane', 'bird', 'car', 'cat', 'deer', 'dog', 'horse',
                     'monkey', 'ship', 'truck')
@@ -69,10 +69,7 @@ class STL10(BaseDataset):
                  data_prefix: str = '',
                  test_mode: bool = False,
                  **kwargs):
-        splits = ('train', 'test')
-        if split not in splits:
-            raise ValueError(
-                f'STL10: split must be one of {splits}, got {split!r}.')
+        check_split('STL10', split)
         if fold is not None:
             if split != 'train':
                 raise ValueError('STL10: `fold` selects one of the ten '

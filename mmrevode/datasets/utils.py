@@ -18,6 +18,15 @@ class DatasetNotFoundError(DatasetError, FileNotFoundError):
     """Files of a data set are missing (and could not be downloaded)."""
 
 
+def check_split(owner: str, split: str,
+                splits: Sequence[str] = ('train', 'test')) -> None:
+    """Raise a ``ValueError`` naming ``owner`` unless ``split`` is one of
+    ``splits``."""
+    if split not in splits:
+        raise ValueError(f'{owner}: split must be one of {tuple(splits)}, '
+                         f'got {split!r}.')
+
+
 def missing_data_message(name: str,
                          folder: str,
                          missing: Sequence[str],

@@ -131,6 +131,20 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         '`auto_scale_lr.base_batch_size` of the config')
 
 
+def add_loader_arguments(parser: argparse.ArgumentParser,
+                         persistent_workers: bool = True) -> None:
+    """Add ``--no-pin-memory`` (and ``--no-persistent-workers``)."""
+    parser.add_argument(
+        '--no-pin-memory',
+        action='store_true',
+        help='disable pin_memory in the data loaders')
+    if persistent_workers:
+        parser.add_argument(
+            '--no-persistent-workers',
+            action='store_true',
+            help='disable persistent_workers in the data loaders')
+
+
 def parse_args(parser: argparse.ArgumentParser, argv=None):
     """Parse ``argv`` and export ``LOCAL_RANK`` for the launchers."""
     args = parser.parse_args(argv)
@@ -284,13 +298,12 @@ def apply_common_arguments(cfg: Config, args) -> None:
         checkpoint_hook['strict_load'] = False
 
 
-def apply_dataloader_defaults(cfg: Config,
-                              fields: Iterable[str],
-                              pin_memory: bool = True,
-                              persistent_workers: bool = True) -> None:
+def apply_dataloader_defaults(cfg: Config, fields: Iterable[str],
+                              args) -> None:
     """Defaults of MMPretrain's tools that suit this machine and config:
     pinned memory only with a GPU, persistent workers only with workers,
-    ``default_collate``; a config's own values win."""
+    ``default_collate``; a config's own values win, except where
+    ``--no-pin-memory`` / ``--no-persistent-workers`` say otherwise."""
     for field in fields:
         if cfg.get(field, None) is None:
             continue
@@ -299,9 +312,9 @@ def apply_dataloader_defaults(cfg: Config,
         loader.setdefault('pin_memory', torch.cuda.is_available())
         loader.setdefault('persistent_workers', workers > 0)
         loader.setdefault('collate_fn', dict(type='default_collate'))
-        if not pin_memory:
+        if getattr(args, 'no_pin_memory', False):
             loader['pin_memory'] = False
-        if not persistent_workers or workers == 0:
+        if getattr(args, 'no_persistent_workers', False) or workers == 0:
             loader['persistent_workers'] = False
         cfg[field] = loader
 

@@ -21,6 +21,15 @@ def parse_image_size(values: Sequence[int]) -> Tuple[int, int]:
     return values[0], values[1]
 
 
+def add_cfg_options_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--cfg-options key=value ...`` (overrides of the config)."""
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings of the config, as key=value pairs')
+
+
 def add_input_arguments(parser: argparse.ArgumentParser,
                         shape_help: str) -> None:
     """Add ``--shape H [W]`` (default 32 32) and ``--cfg-options``."""
@@ -30,11 +39,7 @@ def add_input_arguments(parser: argparse.ArgumentParser,
         nargs='+',
         default=[32, 32],
         help=f'{shape_help}: H W, or one number for a square (default 32 32)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings of the config, as key=value pairs')
+    add_cfg_options_argument(parser)
 
 
 def parse_input_arguments(parser: argparse.ArgumentParser, argv=None):

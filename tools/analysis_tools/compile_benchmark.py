@@ -39,11 +39,12 @@ except ImportError:  # run from a source checkout that is not installed
     import mmrevode  # noqa: F401
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from mmrevode.engine.compile import compile_model
+from mmrevode.utils.tools import add_cfg_options_argument
 
 MODES = ('eager', 'compiled', 'compiled+steps')
 
@@ -64,10 +65,7 @@ def parse_args(argv=None):
     parser.add_argument('--threads', type=int, default=None,
                         help='torch threads (torch.set_num_threads)')
     parser.add_argument('--json', help='write the results to this file')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override settings of the config, e.g. '
-        'model.backbone.arch=38')
+    add_cfg_options_argument(parser)
     args = parser.parse_args(argv)
     if args.batch_size < 1 or args.steps < 1:
         parser.error('--batch-size and --steps must be positive.')

@@ -34,6 +34,7 @@ from mmrevode.analysis.cli import (add_output_arguments, add_run_arguments,
                                    model_parser, output_path, save_figure,
                                    write_json)
 from mmrevode.models.reversible import EXECUTION_MODES
+from mmrevode.utils.tools import add_cfg_options_argument
 
 SHORT = dict(reversible='R', plain='P', checkpoint='C')
 
@@ -211,12 +212,7 @@ def parse_args(argv=None):
         '--all-plans',
         action='store_true',
         help='measure every plan and write the frontier (JSON and PNG)')
-    from mmengine.config import DictAction
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='overrides of a config file\'s settings')
+    add_cfg_options_argument(parser)
     add_output_arguments(parser, 'plan_memory', title=True)
     args = cli.parse_args(parser, argv)
     if args.budget is None and not args.all_plans:

@@ -24,13 +24,13 @@ from typing import Optional, Sequence
 
 import numpy as np
 import torch
-from mmengine.config import DictAction
 
 from mmrevode.analysis import analyse_stability, build_backbone, model_spec
 from mmrevode.analysis import cli
 from mmrevode.analysis.cli import (add_output_arguments, add_run_arguments,
                                    model_parser, output_path, save_figure,
                                    write_json)
+from mmrevode.utils.tools import add_cfg_options_argument
 
 
 def plot(results: Sequence[dict], path: str, title: Optional[str] = None):
@@ -119,11 +119,7 @@ def parse_args(argv=None):
         nargs='+',
         default=None,
         help='one checkpoint per model ("none" for a fresh initialisation)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings of the config files, key=value')
+    add_cfg_options_argument(parser)
     add_run_arguments(parser, batch_size=8)
     parser.add_argument(
         '--mode',
