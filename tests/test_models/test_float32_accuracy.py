@@ -9,7 +9,9 @@ one flip per step is expected, and one flip moves the gradient by about
 1e-4 to 1e-3 relative. The plain float32 gradient suffers the same against
 the exact one. The first test measures the drift alone (a smooth activation
 has no kink); the second checks that with ReLU the reversible gradient is
-as accurate as the plain one, against a float64 reference.
+as accurate as the plain one against a float64 reference, up to the kink
+flips: which elements flip depends on the float32 kernels of the machine,
+so the bound admits one flip (1e-3) beyond the plain error.
 """
 import copy
 
@@ -63,4 +65,4 @@ def test_relu_gradients_are_as_accurate_as_plain(backbone, arch):
     plain = relative_error(gradient(model, x, weight, False), exact)
     print(f'{backbone.__name__}-{arch} h={model.h}: float32 gradient error '
           f'against float64, reversible {reversible:.1e}, plain {plain:.1e}')
-    assert reversible < max(2 * plain, 1e-4)
+    assert reversible < max(2 * plain, 1e-3)
