@@ -14,8 +14,8 @@ from .checkpoint import (CHECKPOINT_SAFE_GLOBALS, AtomicLocalBackend,
 from .compile import ModelCompileHook, compile_model, use_compile_hook
 from .dist import setup_distributed
 from .hooks import (CheckpointMismatchError, DivergenceError, DivergenceHook,
-                    EpochSeedHook, SafeCheckpointHook, checkpoint_mismatches,
-                    seed_worker_by_epoch)
+                    EpochSeedHook, SafeCheckpointHook, check_checkpoint_fits,
+                    checkpoint_mismatches, seed_worker_by_epoch)
 
 __all__ = [
     'AtomicLocalBackend', 'CHECKPOINT_SAFE_GLOBALS', 'CheckpointError',
@@ -23,7 +23,8 @@ __all__ = [
     'CorruptCheckpointError', 'DivergenceError', 'DivergenceHook',
     'EpochSeedHook', 'ModelCompileHook', 'SafeCheckpointHook',
     'UnsafeCheckpointError', 'compile_model', 'use_compile_hook',
-    'atomic_write', 'checkpoint_mismatches', 'find_resume_checkpoint',
+    'atomic_write', 'check_checkpoint_fits', 'checkpoint_mismatches',
+    'find_resume_checkpoint',
     'load_from_local', 'seed_worker_by_epoch', 'setup_distributed',
     'trust_checkpoints'
 ]

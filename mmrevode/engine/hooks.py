@@ -100,6 +100,21 @@ def checkpoint_mismatches(model: torch.nn.Module,
     return problems
 
 
+def check_checkpoint_fits(model: torch.nn.Module,
+                          checkpoint: dict,
+                          path: str,
+                          config: str = 'the config',
+                          hint: str = '') -> None:
+    """Raise :class:`CheckpointMismatchError` naming ``path``, ``config``
+    and the :func:`checkpoint_mismatches` unless the weights fit ``model``.
+    """
+    problems = checkpoint_mismatches(model, checkpoint)
+    if problems:
+        raise CheckpointMismatchError(
+            f'The checkpoint {path} does not fit the model of {config}: ' +
+            '; '.join(problems) + '.' + hint)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -196,16 +211,12 @@ class SafeCheckpointHook(CheckpointHook):
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         if not self.strict_load:
             return
-        model = _unwrap(runner.model)
-        problems = checkpoint_mismatches(model, checkpoint)
-        if problems:
-            path = getattr(runner, '_load_from', None) or ''
-            raise CheckpointMismatchError(
-                f'The checkpoint {path} does not fit the model of '
-                f'{_config_name(runner)}: ' + '; '.join(problems) +
-                '. Check that config and checkpoint belong together; to '
-                'load the weights that fit on purpose, pass --partial-load '
-                '(or set default_hooks.checkpoint.strict_load=False).')
+        check_checkpoint_fits(
+            _unwrap(runner.model), checkpoint,
+            getattr(runner, '_load_from', None) or '', _config_name(runner),
+            hint=' Check that config and checkpoint belong together; to '
+            'load the weights that fit on purpose, pass --partial-load (or '
+            'set default_hooks.checkpoint.strict_load=False).')
 
     def before_train(self, runner) -> None:
         out_dir = self.out_dir if self.out_dir is not None \

@@ -59,13 +59,9 @@ def load_fitting_checkpoint(model: nn.Module, path: str) -> None:
     from mmengine.runner.checkpoint import (_load_checkpoint,
                                             _load_checkpoint_to_model)
 
-    from mmrevode.engine import CheckpointMismatchError, checkpoint_mismatches
+    from mmrevode.engine import check_checkpoint_fits
     checkpoint = _load_checkpoint(path, map_location='cpu')
-    problems = checkpoint_mismatches(model, checkpoint)
-    if problems:
-        raise CheckpointMismatchError(
-            f'The checkpoint {path} does not fit the model of the config: ' +
-            '; '.join(problems) + '.')
+    check_checkpoint_fits(model, checkpoint, path)
     _load_checkpoint_to_model(model, checkpoint)
 
 
