@@ -11,6 +11,7 @@ option                        meaning
 ``--batch-size``              images per batch
 ``--input-size``              height and width of the images
 ``--seed``                    seed of the weights and the data
+``--steps``, ``--warmup``     timed and untimed steps (or rounds)
 ``--threads``                 ``torch.set_num_threads``
 ``--no-progress``             no progress bar
 ``--device``                  ``cuda`` or ``cpu``
@@ -18,12 +19,16 @@ option                        meaning
                               ``NAME.png``)
 ``--title``                   title of the figure
 ============================  =================================================
+
+and what they print and write: Markdown tables (:func:`markdown_table`,
+:func:`mib`, :func:`fixed`), figures (:func:`new_figure`,
+:func:`save_figure`) and the output files (:func:`write_outputs`).
 """
 import argparse
 import json
 import os
 import os.path as osp
-from typing import List, Optional, Sequence
+from typing import Callable, Iterable, List, Optional, Sequence
 
 import torch
 
@@ -111,6 +116,24 @@ def add_run_arguments(parser: argparse.ArgumentParser,
             help='cuda or cpu (default: cuda where there is one)')
 
 
+def add_timing_arguments(parser: argparse.ArgumentParser,
+                         steps: int,
+                         warmup: int = 1,
+                         what: str = 'steps per mode'):
+    """``--steps`` (timed) and ``--warmup`` (untimed), counted in
+    ``what``."""
+    parser.add_argument(
+        '--steps',
+        type=int,
+        default=steps,
+        help=f'timed {what} (default: {steps})')
+    parser.add_argument(
+        '--warmup',
+        type=int,
+        default=warmup,
+        help=f'untimed {what} (default: {warmup})')
+
+
 def add_output_arguments(parser: argparse.ArgumentParser,
                          name: str,
                          title: bool = False):
@@ -164,12 +187,56 @@ def write_json(args: argparse.Namespace, document) -> str:
     return path
 
 
+def write_outputs(args: argparse.Namespace,
+                  document,
+                  draw: Optional[Callable[[str], None]] = None) -> List[str]:
+    """Write ``document`` to ``OUT_DIR/NAME.json`` and, with ``draw``, the
+    figure ``draw(path)`` makes to ``OUT_DIR/NAME.png``; print what was
+    written and return the paths."""
+    paths = [write_json(args, document)]
+    if draw is not None:
+        paths.append(output_path(args, 'png'))
+        draw(paths[-1])
+    print('Wrote ' + ' and '.join(paths))
+    return paths
+
+
+def mib(num_bytes: Optional[float]) -> str:
+    """A table cell: bytes in MiB (one decimal), ``-`` for None."""
+    return '-' if num_bytes is None else f'{num_bytes / 2**20:.1f}'
+
+
+def fixed(value: Optional[float], digits: int = 3) -> str:
+    """A table cell: ``value`` with ``digits`` decimals, ``-`` for None."""
+    return '-' if value is None else f'{value:.{digits}f}'
+
+
+def markdown_table(header: Sequence[str],
+                   rows: Iterable[Sequence[object]]) -> str:
+    """A Markdown table: the header, its rule and one line per row of
+    cells."""
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    lines += ['| ' + ' | '.join(str(cell) for cell in row) + ' |'
+              for row in rows]
+    return '\n'.join(lines)
+
+
 def depth_axis(records: Sequence[dict]) -> tuple:
     """The x values of records against depth, and the axis label: the depth
     where every record has one, else the total number of blocks."""
     if all(r['depth'] for r in records):
         return [r['depth'] for r in records], 'depth'
     return [sum(r['blocks']) for r in records], 'blocks'
+
+
+def new_figure(*args, **kwargs) -> tuple:
+    """``plt.subplots(*args, **kwargs)`` on matplotlib's file-only ``Agg``
+    backend (no display needed): ``(fig, axes)``, for :func:`save_figure`.
+    """
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    return plt.subplots(*args, **kwargs)
 
 
 def save_figure(fig,

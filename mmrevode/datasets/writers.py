@@ -3,10 +3,11 @@
 For your own data (read them with ``verify_md5=False`` for CIFAR), and for
 the tests, which generate small data sets in the real formats.
 """
+import math
 import os
 import os.path as osp
 import pickle
-from typing import Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -27,6 +28,24 @@ def _check(images: np.ndarray, labels: Sequence[int], size: int,
     if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(f'labels must be in [0, {num_classes - 1}].')
     return images, labels
+
+
+def _write_splits(folder: str, size: int, num_classes: int,
+                  splits: Dict[str, Tuple[np.ndarray, Sequence[int]]],
+                  write_split: Callable[[str, np.ndarray, np.ndarray], None]
+                  ) -> Dict[str, int]:
+    """Check the images and labels of every split (name -> ``(images,
+    labels)``), create ``folder`` and write each split there with
+    ``write_split(name, images, labels)``. Nothing is written unless all
+    splits are valid. Returns the number of images of each split."""
+    checked = {
+        name: _check(images, labels, size, num_classes)
+        for name, (images, labels) in splits.items()
+    }
+    os.makedirs(folder, exist_ok=True)
+    for name, (images, labels) in checked.items():
+        write_split(name, images, labels)
+    return {name: len(labels) for name, (_, labels) in checked.items()}
 
 
 def _dump_cifar_batch(path: str,
@@ -71,20 +90,27 @@ def write_cifar10(data_root: str,
         str: The folder written.
     """
     from mmpretrain.datasets.categories import CIFAR10_CATEGORIES
-    train_images, train_labels = _check(train_images, train_labels, 32, 10)
-    test_images, test_labels = _check(test_images, test_labels, 32, 10)
     folder = osp.join(data_root, 'cifar-10-batches-py')
-    os.makedirs(folder, exist_ok=True)
-    parts = np.array_split(np.arange(len(train_images)), 5)
-    for i, part in enumerate(parts, 1):
-        _dump_cifar_batch(
-            osp.join(folder, f'data_batch_{i}'), train_images[part],
-            train_labels[part], 'labels')
-    _dump_cifar_batch(
-        osp.join(folder, 'test_batch'), test_images, test_labels, 'labels')
+
+    def write_split(split, images, labels):
+        if split == 'test':
+            _dump_cifar_batch(
+                osp.join(folder, 'test_batch'), images, labels, 'labels')
+            return
+        parts = np.array_split(np.arange(len(images)), 5)
+        for i, part in enumerate(parts, 1):
+            _dump_cifar_batch(
+                osp.join(folder, f'data_batch_{i}'), images[part],
+                labels[part], 'labels')
+
+    sizes = _write_splits(
+        folder, 32, 10,
+        dict(train=(train_images, train_labels),
+             test=(test_images, test_labels)), write_split)
     meta = {
         'label_names': list(class_names or CIFAR10_CATEGORIES),
-        'num_cases_per_batch': max(len(p) for p in parts),
+        # The largest of the five training batches.
+        'num_cases_per_batch': math.ceil(sizes['train'] / 5),
         'num_vis': 3072,
     }
     with open(osp.join(folder, 'batches.meta'), 'wb') as f:
@@ -104,18 +130,20 @@ def write_cifar100(data_root: str, train_images: np.ndarray,
         str: The folder written.
     """
     from mmpretrain.datasets.categories import CIFAR100_CATEGORIES
-    train_images, train_labels = _check(train_images, train_labels, 32, 100)
-    test_images, test_labels = _check(test_images, test_labels, 32, 100)
     folder = osp.join(data_root, 'cifar-100-python')
-    os.makedirs(folder, exist_ok=True)
-    for name, images, labels in (('train', train_images, train_labels),
-                                 ('test', test_images, test_labels)):
+
+    def write_split(split, images, labels):
         _dump_cifar_batch(
-            osp.join(folder, name),
+            osp.join(folder, split),
             images,
             labels,
             'fine_labels',
             extra=dict(coarse_labels=[0] * len(labels)))
+
+    _write_splits(
+        folder, 32, 100,
+        dict(train=(train_images, train_labels),
+             test=(test_images, test_labels)), write_split)
     meta = {
         'fine_label_names': list(CIFAR100_CATEGORIES),
         'coarse_label_names': ['all'],
@@ -150,21 +178,21 @@ def write_stl10(data_root: str,
     Returns:
         str: The folder written.
     """
-    train_images, train_labels = _check(train_images, train_labels, 96, 10)
-    test_images, test_labels = _check(test_images, test_labels, 96, 10)
     folder = osp.join(data_root, 'stl10_binary')
-    os.makedirs(folder, exist_ok=True)
-    for split, images, labels in (('train', train_images, train_labels),
-                                  ('test', test_images, test_labels)):
+
+    def write_split(split, images, labels):
         # (N, H, W, C) -> (N, C, W, H): column-major planes
         images.transpose(0, 3, 2, 1).astype(np.uint8).tofile(
             osp.join(folder, f'{split}_X.bin'))
         (labels + 1).astype(np.uint8).tofile(
             osp.join(folder, f'{split}_y.bin'))
+
+    sizes = _write_splits(
+        folder, 96, 10,
+        dict(train=(train_images, train_labels),
+             test=(test_images, test_labels)), write_split)
     if folds is None:
-        folds = [
-            list(range(k, len(train_images), 10)) for k in range(10)
-        ]
+        folds = [list(range(k, sizes['train'], 10)) for k in range(10)]
     with open(osp.join(folder, 'fold_indices.txt'), 'w') as f:
         for fold in folds:
             f.write(' '.join(str(int(i)) for i in fold) + '\n')

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from mmrevode.models.blocks import (AntisymmetricConvLayer, HamiltonianBlock,
-                                    LeapfrogBlock, MidpointBlock,
+                                    LeapfrogBlock, MidpointBlock, RevNetBlock,
                                     SymmetricConvLayer)
 
 BLOCKS = [
@@ -77,6 +77,24 @@ def test_leapfrog_starts():
     assert step.gamma == pytest.approx(-rest.h**2)
     with pytest.raises(ValueError, match="'rest', 'zero'"):
         LeapfrogBlock(4, start='still')
+
+
+@pytest.mark.parametrize('block_cls,functions', [
+    (HamiltonianBlock, {'f1', 'f2'}),
+    (MidpointBlock, {'f'}),
+    (LeapfrogBlock, {'f'}),
+    (RevNetBlock, {'f', 'g'}),
+])
+def test_blocks_share_the_constructor_of_their_base(block_cls, functions):
+    block = block_cls(8)
+    assert block.h == block_cls.default_h
+    assert {key.split('.')[0] for key in block.state_dict()} == functions
+    # channels, h, norm_cfg and act_cfg may be given by position.
+    plain = block_cls(8, 0.5, None, dict(type='Tanh'))
+    assert plain.h == 0.5
+    modules = list(plain.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in modules)
+    assert any(isinstance(m, torch.nn.Tanh) for m in modules)
 
 
 def test_hamiltonian_block_needs_even_channels():

@@ -60,72 +60,64 @@ from mmrevode.analysis import MODES, machine_info, run_benchmark
 from mmrevode.analysis.peers import available_runners, compare_peers
 from mmrevode.analysis import cli
 from mmrevode.analysis.cli import (add_output_arguments, add_run_arguments,
-                                   depth_axis, model_parser, model_specs,
-                                   output_path, save_figure, write_json)
-
-
-def _mb(value) -> str:
-    return '-' if value is None else f'{value / 2**20:.1f}'
-
-
-def _x(value) -> str:
-    return '-' if value is None else f'{value:.3f}'
+                                   add_timing_arguments, depth_axis, fixed,
+                                   markdown_table, mib, model_parser,
+                                   model_specs, new_figure, save_figure,
+                                   write_outputs)
 
 
 def table(records: Sequence[dict]) -> str:
     """The records as a Markdown table."""
-    head = ('| model | batch | mode | saved MiB | held after fwd MiB | '
-            'peak MiB | step s | CPU s | saved / plain | peak / plain | '
-            'time / plain | CPU time / plain |')
-    lines = [head, '|' + '---|' * (head.count('|') - 1)]
-    for r in records:
-        lines.append(
-            f"| {r['name']} | {r['batch_size']} | {r['mode']} | "
-            f"{_mb(r['saved_bytes'])} | {_mb(r['forward_held_bytes'])} | "
-            f"{_mb(r['peak_bytes'])} | {_x(r['step_time_s'])} | "
-            f"{_x(r['cpu_time_s'])} | "
-            f"{_x(r['saved_ratio_to_plain'])} | "
-            f"{_x(r['peak_ratio_to_plain'])} | "
-            f"{_x(r['time_ratio_to_plain'])} | "
-            f"{_x(r['cpu_time_ratio_to_plain'])} |")
-    return '\n'.join(lines)
+    header = [
+        'model', 'batch', 'mode', 'saved MiB', 'held after fwd MiB',
+        'peak MiB', 'step s', 'CPU s', 'saved / plain', 'peak / plain',
+        'time / plain', 'CPU time / plain'
+    ]
+    in_mib = ('saved_bytes', 'forward_held_bytes', 'peak_bytes')
+    in_decimals = ('step_time_s', 'cpu_time_s', 'saved_ratio_to_plain',
+                   'peak_ratio_to_plain', 'time_ratio_to_plain',
+                   'cpu_time_ratio_to_plain')
+    return markdown_table(header, [
+        [r['name'], r['batch_size'], r['mode']] +
+        [mib(r[key]) for key in in_mib] +
+        [fixed(r[key]) for key in in_decimals] for r in records
+    ])
 
 
 def part_table(records: Sequence[dict]) -> str:
     """Saved MiB by part (``--by-part``) as a Markdown table."""
     parts = sorted({p for r in records for p in r['saved_bytes_by_part']})
-    lines = [
-        '| model | mode | in units | ' + ' | '.join(parts) + ' |',
-        '|---' * (len(parts) + 3) + '|'
-    ]
+    rows = []
     for r in records:
         by_part = r['saved_bytes_by_part']
         units = sum(v for k, v in by_part.items() if k.startswith('unit'))
-        lines.append(f"| {r['name']} | {r['mode']} | {_mb(units)} | " +
-                     ' | '.join(_mb(by_part.get(p, 0)) for p in parts) +
-                     ' |')
-    return '\n'.join(lines)
+        rows.append([r['name'], r['mode'], mib(units)] +
+                    [mib(by_part.get(p, 0)) for p in parts])
+    return markdown_table(['model', 'mode', 'in units'] + parts, rows)
 
 
 def peer_table(records: Sequence[dict]) -> str:
     """The peers' records as a Markdown table."""
-    lines = [
-        '| model | unit | batch | runner | float64 grad error | BN updates '
-        'per step | saved MiB | peak MiB | time / plain | CPU time / plain |',
-        '|---|---|---|---|---|---|---|---|---|---|'
+    header = [
+        'model', 'unit', 'batch', 'runner', 'float64 grad error',
+        'BN updates per step', 'saved MiB', 'peak MiB', 'time / plain',
+        'CPU time / plain'
     ]
+    rows = []
     for r in records:
         error = '-' if r['grad_error'] is None else \
             f"{r['grad_error']:.1e}"
         if r['missing_grads']:
             error = f"{r['missing_grads']} parameter grads missing"
-        lines.append(
-            f"| {r['name']} | {r['unit']} | {r['batch_size']} | "
-            f"{r['runner']} | {error} | {r['bn_updates_per_step']} | "
-            f"{_mb(r['saved_bytes'])} | {_mb(r['peak_bytes'])} | "
-            f"{_x(r['time_ratio_to_plain'])} | "
-            f"{_x(r['cpu_time_ratio_to_plain'])} |")
-    return '\n'.join(lines)
+        rows.append([
+            r['name'], r['unit'], r['batch_size'], r['runner'], error,
+            r['bn_updates_per_step'],
+            mib(r['saved_bytes']),
+            mib(r['peak_bytes']),
+            fixed(r['time_ratio_to_plain']),
+            fixed(r['cpu_time_ratio_to_plain'])
+        ])
+    return markdown_table(header, rows)
 
 
 def run_peers(args) -> dict:
@@ -151,15 +143,11 @@ def run_peers(args) -> dict:
 
 def plot(records: Sequence[dict], path: str, title: Optional[str] = None):
     """Saved bytes, peak memory, step and CPU time against depth."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
     panels = [('saved_bytes', 'saved for backward (MiB)', 2**20),
               ('peak_bytes', 'peak memory of a step (MiB)', 2**20),
               ('step_time_s', 'step time (s, median)', 1),
               ('cpu_time_s', 'CPU time of a step (s, median)', 1)]
-    fig, axes = plt.subplots(1, 4, figsize=(20, 4.2))
+    fig, axes = new_figure(1, 4, figsize=(20, 4.2))
     groups: Dict[tuple, List[dict]] = {}
     for r in records:
         groups.setdefault((r['model'], r['batch_size'], r['mode']),
@@ -198,10 +186,7 @@ def parse_args(argv=None):
         several_batch_sizes=True,
         progress_bar=True,
         device=True)
-    parser.add_argument(
-        '--steps', type=int, default=5, help='timed steps per mode')
-    parser.add_argument(
-        '--warmup', type=int, default=1, help='untimed steps per mode')
+    add_timing_arguments(parser, steps=5)
     parser.add_argument(
         '--dtype', choices=['float32', 'float64'], default='float32')
     parser.add_argument(
@@ -251,7 +236,7 @@ def main(argv=None) -> dict:
               f"{result['machine']['load_average_start'][0]:.2f} at the "
               f"start, {result['machine']['load_average_end'][0]:.2f} at "
               'the end.')
-        print(f'Wrote {write_json(args, result)}')
+        write_outputs(args, result)
         return result
     backbone_options = dict(args.backbone_options or {})
     if args.det:
@@ -284,10 +269,7 @@ def main(argv=None) -> dict:
           f"{m['load_average_start'][0]:.2f} at the start, "
           f"{m['load_average_end'][0]:.2f} at the end; malloc: "
           f"{m.get('malloc') or 'defaults'}.")
-    json_path = write_json(args, result)
-    png_path = output_path(args, 'png')
-    plot(records, png_path, args.title)
-    print(f'Wrote {json_path} and {png_path}')
+    write_outputs(args, result, lambda path: plot(records, path, args.title))
     return result
 
 

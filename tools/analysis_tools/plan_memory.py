@@ -31,8 +31,9 @@ from mmrevode.analysis import (BudgetError, calibrate, cfg_option,
                                model_spec, parse_bytes)
 from mmrevode.analysis import cli
 from mmrevode.analysis.cli import (add_output_arguments, add_run_arguments,
-                                   model_parser, output_path, save_figure,
-                                   write_json)
+                                   add_timing_arguments, fixed,
+                                   markdown_table, mib, model_parser,
+                                   new_figure, save_figure, write_outputs)
 from mmrevode.models.reversible import EXECUTION_MODES
 from mmrevode.utils.tools import add_cfg_options_argument
 
@@ -47,56 +48,48 @@ def short(modes: Sequence[str]) -> str:
 def cost_table(costs) -> str:
     """Saved MiB of each unit in each mode and the milliseconds it adds
     to the all-plain step."""
-    head = '| part | ' + ' | '.join(
-        f'{m} MiB | {m} +ms' for m in costs.modes) + ' |'
-    lines = [head, '|' + '---|' * (head.count('|') - 1)]
+    header = ['part']
+    for m in costs.modes:
+        header += [f'{m} MiB', f'{m} +ms']
+    rows = []
     for i, (saved, seconds) in enumerate(zip(costs.unit_bytes,
                                              costs.unit_time)):
-        lines.append(f'| unit {i} | ' + ' | '.join(
-            f'{saved[m] / 2**20:.1f} | {seconds[m] * 1e3:.0f}'
-            for m in costs.modes) + ' |')
-    lines.append(f'| rest (time: all-plain step) | '
-                 f'{costs.rest_bytes / 2**20:.1f} | '
-                 f'{costs.rest_time * 1e3:.0f} |' + ' - | - |' *
-                 (len(costs.modes) - 1))
-    return '\n'.join(lines)
+        row = [f'unit {i}']
+        for m in costs.modes:
+            row += [mib(saved[m]), fixed(seconds[m] * 1e3, 0)]
+        rows.append(row)
+    rows.append([
+        'rest (time: all-plain step)',
+        mib(costs.rest_bytes),
+        fixed(costs.rest_time * 1e3, 0)
+    ] + ['-', '-'] * (len(costs.modes) - 1))
+    return markdown_table(header, rows)
 
 
 def plan_table(plans: Sequence[dict], measured: Sequence[dict] = ()) -> str:
     """Predicted (and measured) saved MiB and time ratio of plans."""
     by_modes = {tuple(m['modes']): m for m in measured}
-    lines = [
-        '| modes | predicted saved MiB | predicted time / plain | '
-        'measured saved MiB | measured time / plain | CPU time / plain |',
-        '|---|---|---|---|---|---|'
+    header = [
+        'modes', 'predicted saved MiB', 'predicted time / plain',
+        'measured saved MiB', 'measured time / plain', 'CPU time / plain'
     ]
+    rows = []
     for plan in plans:
         m = by_modes.get(tuple(plan['modes']), {})
-        lines.append(
-            f"| {', '.join(plan['modes'])} | "
-            f"{plan['saved_bytes'] / 2**20:.1f} | "
-            f"{plan['time_ratio_to_plain']:.3f} | "
-            f"{_mib(m.get('saved_bytes'))} | "
-            f"{_ratio(m.get('time_ratio_to_plain'))} | "
-            f"{_ratio(m.get('cpu_time_ratio_to_plain'))} |")
-    return '\n'.join(lines)
-
-
-def _mib(value) -> str:
-    return '-' if value is None else f'{value / 2**20:.1f}'
-
-
-def _ratio(value) -> str:
-    return '-' if value is None else f'{value:.3f}'
+        rows.append([
+            ', '.join(plan['modes']),
+            mib(plan['saved_bytes']),
+            fixed(plan['time_ratio_to_plain']),
+            mib(m.get('saved_bytes')),
+            fixed(m.get('time_ratio_to_plain')),
+            fixed(m.get('cpu_time_ratio_to_plain'))
+        ])
+    return markdown_table(header, rows)
 
 
 def plot(results: Sequence[dict], path: str, title=None):
     """Step time against saved bytes of every plan, one panel per model."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(
+    fig, axes = new_figure(
         1, len(results), figsize=(6.5 * len(results), 5), squeeze=False)
     for ax, result in zip(axes[0], results):
         plans = result['measured_plans']
@@ -204,10 +197,7 @@ def parse_args(argv=None):
         choices=list(EXECUTION_MODES),
         default=list(EXECUTION_MODES),
         help='the modes a unit may take (default: all)')
-    parser.add_argument(
-        '--steps', type=int, default=3, help='timed rounds (default: 3)')
-    parser.add_argument(
-        '--warmup', type=int, default=1, help='untimed rounds (default: 1)')
+    add_timing_arguments(parser, steps=3, what='rounds')
     parser.add_argument(
         '--all-plans',
         action='store_true',
@@ -233,14 +223,11 @@ def main(argv=None) -> dict:
           f"{machine['load_average_start'][0]:.2f} at the start, "
           f"{machine['load_average_end'][0]:.2f} at the end.")
     document = dict(machine=machine, results=results)
-    json_path = write_json(args, document)
-    written = [json_path]
-    if args.all_plans:
-        png_path = output_path(args, 'png')
-        plot([r for r in results if 'measured_plans' in r], png_path,
-             args.title)
-        written.append(png_path)
-    print('Wrote ' + ' and '.join(written))
+
+    def draw(path):
+        plot([r for r in results if 'measured_plans' in r], path, args.title)
+
+    write_outputs(args, document, draw if args.all_plans else None)
     errors = [r['error'] for r in results if 'error' in r]
     if errors:
         sys.exit('\n'.join(errors))

@@ -26,8 +26,9 @@ from typing import Dict, List, Optional, Sequence
 from mmrevode.analysis import run_reconstruction
 from mmrevode.analysis import cli
 from mmrevode.analysis.cli import (add_output_arguments, add_run_arguments,
-                                   depth_axis, model_parser, model_specs,
-                                   output_path, save_figure, write_json)
+                                   depth_axis, markdown_table, model_parser,
+                                   model_specs, new_figure, save_figure,
+                                   write_outputs)
 
 
 def table(records: Sequence[dict]) -> str:
@@ -36,15 +37,12 @@ def table(records: Sequence[dict]) -> str:
     for r in records:
         key = (r['name'], r['dtype'])
         rows.setdefault(key, dict(h=r['h']))[r['state']] = r['max_error']
-    lines = [
-        '| model | h | dtype | error at init | error after training |',
-        '|---|---|---|---|---|'
-    ]
-    for (name, dtype), row in rows.items():
-        lines.append(f"| {name} | {row['h']} | {dtype} | "
-                     f"{row.get('init', math.nan):.1e} | "
-                     f"{row.get('trained', math.nan):.1e} |")
-    return '\n'.join(lines)
+    return markdown_table(
+        ['model', 'h', 'dtype', 'error at init', 'error after training'],
+        [[
+            name, row['h'], dtype, f"{row.get('init', math.nan):.1e}",
+            f"{row.get('trained', math.nan):.1e}"
+        ] for (name, dtype), row in rows.items()])
 
 
 def plot(records: Sequence[dict], path: str, title: Optional[str] = None):
@@ -53,11 +51,7 @@ def plot(records: Sequence[dict], path: str, title: Optional[str] = None):
     Errors of exactly zero cannot be drawn on the log scale and are left
     out (the JSON file has them).
     """
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    fig, axes = new_figure(1, 2, figsize=(11, 4.2), sharey=True)
     styles = {'float32': '-', 'float64': '--'}
     markers = dict(HamiltonianNet='o', MidpointNet='s', LeapfrogNet='^')
     colors: Dict[str, str] = {}
@@ -121,11 +115,9 @@ def main(argv=None) -> dict:
         lr=args.lr,
         backbone_options=args.backbone_options,
         seed=args.seed)
-    print(table(result['records']))
-    json_path = write_json(args, result)
-    png_path = output_path(args, 'png')
-    plot(result['records'], png_path, args.title)
-    print(f'Wrote {json_path} and {png_path}')
+    records = result['records']
+    print(table(records))
+    write_outputs(args, result, lambda path: plot(records, path, args.title))
     return result
 
 

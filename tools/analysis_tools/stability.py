@@ -28,8 +28,8 @@ import torch
 from mmrevode.analysis import analyse_stability, build_backbone, model_spec
 from mmrevode.analysis import cli
 from mmrevode.analysis.cli import (add_output_arguments, add_run_arguments,
-                                   model_parser, output_path, save_figure,
-                                   write_json)
+                                   model_parser, new_figure, output_path,
+                                   save_figure, write_json)
 from mmrevode.utils.tools import add_cfg_options_argument
 
 
@@ -38,11 +38,9 @@ def plot(results: Sequence[dict], path: str, title: Optional[str] = None):
     :func:`~mmrevode.analysis.analyse_stability`, each with a ``name``) to
     ``path``."""
     import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(17, 5.2))
-    colors = plt.rcParams['axes.prop_cycle'].by_key()['color']
+    fig, axes = new_figure(1, 3, figsize=(17, 5.2))
+    colors = matplotlib.rcParams['axes.prop_cycle'].by_key()['color']
     for k, result in enumerate(results):
         color = colors[k % len(colors)]
         for key, ax in (('state_ratio', axes[0]), ('grad_ratio', axes[1])):

@@ -24,22 +24,17 @@ class HamiltonianBlock(ChannelHalvesBlock):
     Args:
         channels (int): Channels of the unit (even): each half has
             ``channels // 2``.
-        h (float): Step size. Defaults to 0.1.
-        norm_cfg (dict): Normalisation inside ``F``. Defaults to
+        h (float, optional): Step size. Defaults to 0.1 (:attr:`default_h`).
+        norm_cfg (dict, optional): Normalisation inside ``F``. Defaults to
             ``dict(type='BN')``.
         act_cfg (dict): Activation inside ``F``. Defaults to
             ``dict(type='ReLU')``.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
+    default_h = 0.1
 
-    def __init__(self,
-                 channels: int,
-                 h: float = 0.1,
-                 norm_cfg: Optional[dict] = dict(type='BN'),
-                 act_cfg: dict = dict(type='ReLU'),
-                 init_cfg: Optional[dict] = None):
-        super().__init__(init_cfg=init_cfg)
-        self.h = h
+    def build_functions(self, channels: int, norm_cfg: Optional[dict],
+                        act_cfg: dict) -> None:
         half = self.half_channels(channels)
         self.f1 = SymmetricConvLayer(half, norm_cfg=norm_cfg, act_cfg=act_cfg)
         self.f2 = SymmetricConvLayer(half, norm_cfg=norm_cfg, act_cfg=act_cfg)

@@ -30,8 +30,9 @@ class LeapfrogBlock(TwoStateBlock):
 
     Args:
         channels (int): Channels of the state.
-        h (float): Step size. Defaults to 0.1.
-        norm_cfg (dict): Normalisation inside ``F``. Defaults to
+        h (float, optional): Step size; each step adds ``-h^2 F``.
+            Defaults to 0.1 (:attr:`default_h`).
+        norm_cfg (dict, optional): Normalisation inside ``F``. Defaults to
             ``dict(type='BN')``.
         act_cfg (dict): Activation inside ``F``. Defaults to
             ``dict(type='ReLU')``.
@@ -39,20 +40,17 @@ class LeapfrogBlock(TwoStateBlock):
             ``'rest'``.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
+    default_h = 0.1
 
-    def __init__(self,
-                 channels: int,
-                 h: float = 0.1,
-                 norm_cfg: Optional[dict] = dict(type='BN'),
-                 act_cfg: dict = dict(type='ReLU'),
-                 start: str = 'rest',
-                 init_cfg: Optional[dict] = None):
-        super().__init__(init_cfg=init_cfg)
+    def __init__(self, *args, start: str = 'rest', **kwargs):
         if start not in LEAPFROG_STARTS:
             raise ValueError(f'LeapfrogBlock: start must be one of '
                              f'{LEAPFROG_STARTS}, got {start!r}.')
-        self.h = h
+        super().__init__(*args, **kwargs)
         self.start = start
+
+    def build_functions(self, channels: int, norm_cfg: Optional[dict],
+                        act_cfg: dict) -> None:
         self.f = SymmetricConvLayer(
             channels, norm_cfg=norm_cfg, act_cfg=act_cfg)
 

@@ -20,8 +20,9 @@ class MidpointBlock(TwoStateBlock):
 
     Args:
         channels (int): Channels of the state.
-        h (float): Step size. Defaults to 0.02.
-        norm_cfg (dict): Normalisation inside ``F``. Defaults to
+        h (float, optional): Step size: block 0 steps by ``h``, the others
+            by ``2h``. Defaults to 0.02 (:attr:`default_h`).
+        norm_cfg (dict, optional): Normalisation inside ``F``. Defaults to
             ``dict(type='BN')``.
         act_cfg (dict): Activation inside ``F``. Defaults to
             ``dict(type='ReLU')``.
@@ -29,17 +30,14 @@ class MidpointBlock(TwoStateBlock):
             the forward-Euler step. Defaults to 0.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
+    default_h = 0.02
 
-    def __init__(self,
-                 channels: int,
-                 h: float = 0.02,
-                 norm_cfg: Optional[dict] = dict(type='BN'),
-                 act_cfg: dict = dict(type='ReLU'),
-                 block_index: int = 0,
-                 init_cfg: Optional[dict] = None):
-        super().__init__(init_cfg=init_cfg)
-        self.h = h
+    def __init__(self, *args, block_index: int = 0, **kwargs):
+        super().__init__(*args, **kwargs)
         self.block_index = block_index
+
+    def build_functions(self, channels: int, norm_cfg: Optional[dict],
+                        act_cfg: dict) -> None:
         self.f = AntisymmetricConvLayer(
             channels, norm_cfg=norm_cfg, act_cfg=act_cfg)
 

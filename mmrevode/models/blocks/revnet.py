@@ -111,7 +111,8 @@ class RevNetBlock(ChannelHalvesBlock):
     Args:
         channels (int): Channels of the unit (even): each half has
             ``channels // 2``.
-        h (float): Scale of the residual functions. Defaults to 1 (RevNet).
+        h (float, optional): Scale of the residual functions.
+            Defaults to 1 (RevNet, :attr:`default_h`).
         norm_cfg (dict, optional): Normalisation inside ``F`` and ``G``.
             Defaults to ``dict(type='BN')``.
         act_cfg (dict): Activation inside ``F`` and ``G``. Defaults to
@@ -135,25 +136,25 @@ class RevNetBlock(ChannelHalvesBlock):
         >>> bool(torch.allclose(x1, a, atol=1e-5))
         True
     """
+    default_h = 1.0
 
     def __init__(self,
-                 channels: int,
-                 h: float = 1.0,
-                 norm_cfg: Optional[dict] = dict(type='BN'),
-                 act_cfg: dict = dict(type='ReLU'),
+                 *args,
                  block_type: str = 'basic',
                  f_preact: Optional[bool] = None,
                  block_index: int = 0,
-                 init_cfg: Optional[dict] = None):
-        super().__init__(init_cfg=init_cfg)
-        self.h = h
+                 **kwargs):
+        # Read by build_functions, which the base constructor calls.
         self.block_type = block_type
+        self.f_preact = block_index > 0 if f_preact is None else f_preact
+        super().__init__(*args, **kwargs)
+
+    def build_functions(self, channels: int, norm_cfg: Optional[dict],
+                        act_cfg: dict) -> None:
         half = self.half_channels(channels)
-        if f_preact is None:
-            f_preact = block_index > 0
         self.f = PreActResidual(
-            half, block_type, norm_cfg, act_cfg, preact=f_preact)
-        self.g = PreActResidual(half, block_type, norm_cfg, act_cfg)
+            half, self.block_type, norm_cfg, act_cfg, preact=self.f_preact)
+        self.g = PreActResidual(half, self.block_type, norm_cfg, act_cfg)
 
     def shift_steps(self) -> List[ShiftStep]:
         return [
