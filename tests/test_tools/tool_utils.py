@@ -11,17 +11,28 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY_ARCH = "dict(_delete_=True, blocks=[1, 1, 1], widths=[8, 16, 32])"
 
 
-def run_tool(tool, *args, timeout=600):
+def tool_command(tool, *args):
+    """The command line and environment (one thread) of ``tools/TOOL``."""
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
     env['PYTHONPATH'] = os.pathsep.join(
         [REPO] + [p for p in [env.get('PYTHONPATH')] if p])
+    return [sys.executable, osp.join(REPO, 'tools', tool)] + [
+        str(a) for a in args
+    ], env
+
+
+def run_tool(tool, *args, timeout=600):
+    command, env = tool_command(tool, *args)
     return subprocess.run(
-        [sys.executable, osp.join(REPO, 'tools', tool)] +
-        [str(a) for a in args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout)
+        command, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def start_tool(tool, *args, log):
+    """Start ``tools/TOOL`` in the background, its output going to ``log``."""
+    command, env = tool_command(tool, *args)
+    with open(log, 'w') as f:
+        return subprocess.Popen(
+            command, env=env, stdout=f, stderr=subprocess.STDOUT)
 
 
 def output(result):
