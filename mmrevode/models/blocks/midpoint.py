@@ -20,7 +20,8 @@ class MidpointBlock(TwoStateBlock):
 
     Args:
         channels (int): Channels of the state.
-        h (float): Step size. Defaults to 0.02.
+        h (float): Step size. Defaults to 0.1, that of :class:`MidpointNet`
+            (chosen for learning and reconstruction drift together).
         norm_cfg (dict): Normalisation inside ``F``. Defaults to
             ``dict(type='BN')``.
         act_cfg (dict): Activation inside ``F``. Defaults to
@@ -32,7 +33,7 @@ class MidpointBlock(TwoStateBlock):
 
     def __init__(self,
                  channels: int,
-                 h: float = 0.02,
+                 h: float = 0.1,
                  norm_cfg: Optional[dict] = dict(type='BN'),
                  act_cfg: dict = dict(type='ReLU'),
                  block_index: int = 0,
