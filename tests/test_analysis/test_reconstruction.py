@@ -10,6 +10,7 @@ import torch
 from mmrevode.analysis import (RECONSTRUCTION_FIELDS, build_backbone,
                                measure_reconstruction, parse_spec,
                                unit_errors)
+from mmrevode.models import MidpointNet
 
 TINY = "{'blocks': [3, 2], 'widths': [8, 16]}"
 SCHEMES = ('HamiltonianNet', 'MidpointNet', 'LeapfrogNet')
@@ -43,7 +44,8 @@ def test_measure_records():
         assert len(record['unit_errors']) == 2
         assert all(math.isfinite(e) for e in record['unit_errors'])
         assert record['max_error'] == max(record['unit_errors'])
-        assert record['h'] == 0.02 and record['depth'] == 2 * 5 + 2
+        assert record['h'] == MidpointNet.default_h
+        assert record['depth'] == 2 * 5 + 2
     assert len(records[2]['train_losses']) == 3
     # Training moved the weights: the errors are not the initial ones.
     assert records[2]['unit_errors'] != records[0]['unit_errors']

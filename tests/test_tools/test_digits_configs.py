@@ -1,39 +1,55 @@
 """configs/revode/*_digits.py through the real tools/train.py and test.py.
 
 The first run a user can make without downloading anything: scikit-learn's
-digits, 15 epochs on the CPU, then the test set through tools/test.py.
+digits, 15 epochs on the CPU, then the test set through tools/test.py. Every
+scheme at its default step size ``h`` and three seeds: the defaults were
+chosen for learning as well as for reconstruction drift (docs/performance.md,
+"Step size: learning against drift").
 """
 import json
 import os.path as osp
 import resource
 
 import pytest
-from tool_utils import REPO, output, run_tool
+from tool_utils import REPO, output, run_tool, start_tool
 
 pytest.importorskip('sklearn')
+
+SEEDS = (0, 1, 2)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize('scheme', ['hamiltonian', 'midpoint', 'leapfrog'])
 def test_digits_config_trains_and_tests_to_97_percent(scheme, tmp_path):
     config = osp.join(REPO, 'configs', 'revode', f'{scheme}_digits.py')
-    work_dir = tmp_path / 'work'
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    result = run_tool('train.py', config, '--work-dir', work_dir)
+    # The seeds train side by side: each run takes one thread.
+    runs = {
+        seed: start_tool('train.py', config, '--work-dir',
+                         tmp_path / f'seed{seed}', '--cfg-options',
+                         f'randomness.seed={seed}',
+                         log=tmp_path / f'train{seed}.log')
+        for seed in SEEDS
+    }
+    for seed, run in runs.items():
+        assert run.wait(timeout=900) == 0, \
+            (tmp_path / f'train{seed}.log').read_text()[-6000:]
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    assert result.returncode == 0, output(result)
     cpu = (after.ru_utime - before.ru_utime + after.ru_stime -
-           before.ru_stime)
+           before.ru_stime) / len(SEEDS)
 
-    metrics_file = tmp_path / 'metrics.json'
-    result = run_tool('test.py', config, work_dir / 'epoch_15.pth',
-                      '--work-dir', tmp_path / 'test', '--out', metrics_file,
-                      '--out-item', 'metrics')
-    assert result.returncode == 0, output(result)
-    with open(metrics_file) as f:
-        accuracy = json.load(f)['accuracy/top1']
-    print(f'{scheme}: test accuracy {accuracy:.2f}%, training CPU time '
-          f'{cpu:.0f} s')
-    assert accuracy >= 97, accuracy
-    # about a minute on two cores; generous for a loaded machine
-    assert cpu < 240, f'{cpu:.0f} CPU seconds'
+    accuracies = {}
+    for seed in SEEDS:
+        metrics_file = tmp_path / f'metrics{seed}.json'
+        result = run_tool('test.py', config,
+                          tmp_path / f'seed{seed}' / 'epoch_15.pth',
+                          '--work-dir', tmp_path / f'test{seed}', '--out',
+                          metrics_file, '--out-item', 'metrics')
+        assert result.returncode == 0, output(result)
+        with open(metrics_file) as f:
+            accuracies[seed] = json.load(f)['accuracy/top1']
+    print(f'{scheme}: test accuracy per seed {accuracies}, training CPU '
+          f'time {cpu:.0f} s per run')
+    assert min(accuracies.values()) >= 97, accuracies
+    # 90 to 100 CPU seconds a run on one thread; generous for a busy machine
+    assert cpu < 240, f'{cpu:.0f} CPU seconds per run'

@@ -24,7 +24,10 @@ class HamiltonianNet(BaseReversibleNet):
     Args:
         arch (str | int | dict): Preset or ``dict(blocks, widths)``; widths
             must be even. Defaults to ``'74'``.
-        h (float): Step size. Defaults to 0.1.
+        h (float): Step size. Defaults to 0.1 (the authors' code): 99.1%
+            on the digits config over three seeds, and a float32
+            reconstruction error of 1.9e-6 at Hamiltonian-218 (see
+            docs/performance.md, "Step size: learning against drift").
         **kwargs: See :class:`BaseReversibleNet`.
 
     Example:

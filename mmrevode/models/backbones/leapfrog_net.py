@@ -20,7 +20,10 @@ class LeapfrogNet(BaseReversibleNet):
     Args:
         arch (str | int | dict): Preset or ``dict(blocks, widths)``.
             Defaults to ``'62'``.
-        h (float): Step size. Defaults to 0.1.
+        h (float): Step size. Defaults to 0.1: 99.0% on the digits config
+            over three seeds, and a float32 reconstruction error of 1.4e-6
+            at Leapfrog-182 (see docs/performance.md, "Step size: learning
+            against drift").
         start (str): ``'rest'`` (``Y_{-1} = Y_0``, default) or ``'zero'``
             (``Y_{-1} = 0``, the paper's Eq. (17) literally; the state's norm
             then grows about ``n``-fold per unit).

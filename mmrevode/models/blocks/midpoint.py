@@ -21,7 +21,9 @@ class MidpointBlock(TwoStateBlock):
     Args:
         channels (int): Channels of the state.
         h (float, optional): Step size: block 0 steps by ``h``, the others
-            by ``2h``. Defaults to 0.02 (:attr:`default_h`).
+            by ``2h``. Defaults to 0.1 (:attr:`default_h`, that of
+            :class:`MidpointNet`, chosen for learning and reconstruction
+            drift together).
         norm_cfg (dict, optional): Normalisation inside ``F``. Defaults to
             ``dict(type='BN')``.
         act_cfg (dict): Activation inside ``F``. Defaults to
@@ -30,7 +32,7 @@ class MidpointBlock(TwoStateBlock):
             the forward-Euler step. Defaults to 0.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
-    default_h = 0.02
+    default_h = 0.1
 
     def __init__(self, *args, block_index: int = 0, **kwargs):
         super().__init__(*args, **kwargs)
