@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch._dynamo as dynamo
+from engine_utils import cifar_loaders
 from mmengine.config import Config
 from mmengine.runner import Runner
 from mmpretrain.registry import MODELS
@@ -139,16 +140,7 @@ def test_runner_trains_with_compile_true(tmp_path):
     images = rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8)
     write_cifar10(root, images, np.arange(12) % 4, images[:6],
                   np.arange(6) % 4)
-    dataset = dict(
-        type='CheckedCIFAR10',
-        data_root=root,
-        verify_md5=False,
-        pipeline=[dict(type='PackInputs')])
-    loader = dict(
-        batch_size=6,
-        num_workers=0,
-        dataset=dataset,
-        sampler=dict(type='DefaultSampler', shuffle=False))
+    loader, val_loader = cifar_loaders(root, batch_size=6)
     cfg = Config(
         dict(
             model=dict(
@@ -163,7 +155,7 @@ def test_runner_trains_with_compile_true(tmp_path):
                     std=[64] * 3)),
             work_dir=str(tmp_path / 'work'),
             train_dataloader=loader,
-            val_dataloader=dict(loader, dataset=dict(dataset, split='test')),
+            val_dataloader=val_loader,
             val_evaluator=dict(type='Accuracy', topk=(1, )),
             train_cfg=dict(by_epoch=True, max_epochs=1, val_interval=1),
             val_cfg=dict(),

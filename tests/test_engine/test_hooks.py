@@ -10,6 +10,7 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
+from engine_utils import cifar_loaders
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from mmengine.runner import Runner
@@ -67,16 +68,7 @@ def data_root(tmp_path_factory):
 
 def _runner(work_dir, data_root, max_epochs, fail_from=None, hooks=(),
             **kwargs):
-    dataset = dict(
-        type='CheckedCIFAR10',
-        data_root=data_root,
-        verify_md5=False,
-        pipeline=[dict(type='PackInputs')])
-    loader = dict(
-        batch_size=10,
-        num_workers=0,
-        dataset=dataset,
-        sampler=dict(type='DefaultSampler', shuffle=False))
+    loader, val_loader = cifar_loaders(data_root, batch_size=10)
     custom_hooks = list(hooks)
     if fail_from is not None:
         custom_hooks.append(dict(type='_FailFromEpoch', epoch=fail_from))
@@ -92,7 +84,7 @@ def _runner(work_dir, data_root, max_epochs, fail_from=None, hooks=(),
                 type='ClsDataPreprocessor', mean=[128] * 3, std=[64] * 3)),
         work_dir=work_dir,
         train_dataloader=loader,
-        val_dataloader=dict(loader, dataset=dict(dataset, split='test')),
+        val_dataloader=val_loader,
         val_evaluator=dict(type='Accuracy', topk=(1, )),
         train_cfg=dict(by_epoch=True, max_epochs=max_epochs, val_interval=1),
         val_cfg=dict(),
