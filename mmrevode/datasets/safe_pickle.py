@@ -1,44 +1,23 @@
 """Reading the pickles of data-set releases without running their code."""
-import io
-import pickle
-from typing import Any, FrozenSet, Tuple
+from typing import Any
 
+from ..fileio import RecordUnpickler, UnsafePickleError, loads, numpy_globals
 from .utils import DatasetError
 
-#: The globals a CIFAR release pickle may name: NumPy's array
-#: reconstruction (``_frombuffer`` with pickle protocol 5) and dtypes (the
-#: arrays), and ``_codecs.encode`` (bytes pickled by Python 3 with protocol
-#: 2). Dicts, lists, str, bytes and ints need no global.
-DATA_PICKLE_GLOBALS: FrozenSet[Tuple[str, str]] = frozenset({
-    ('numpy.core.multiarray', '_reconstruct'),
-    ('numpy._core.multiarray', '_reconstruct'),
-    ('numpy.core.numeric', '_frombuffer'),
-    ('numpy._core.numeric', '_frombuffer'),
-    ('numpy', 'ndarray'),
-    ('numpy', 'dtype'),
-    ('_codecs', 'encode'),
-})
 
+class DataUnpickler(RecordUnpickler):
+    """Builds what a CIFAR release holds and nothing else.
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that builds only the objects of a data release.
-
-    ``find_class`` admits the pairs in :data:`DATA_PICKLE_GLOBALS` and
-    refuses everything else, so a crafted file cannot make it import or
-    call anything (``os.system``, ``eval``, ...).
+    Dicts, lists, strings, bytes and ints, and NumPy arrays of numbers
+    (:mod:`mmrevode.fileio.numpy_records`); no other global, no object
+    state, no call of anything the file names (see
+    :class:`mmrevode.fileio.RecordUnpickler`).
     """
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in DATA_PICKLE_GLOBALS:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(
-            f'refused the global {module}.{name}, which a data release does '
-            'not hold (it could run code)')
+    globals = numpy_globals()
 
 
-def load_data_pickle(data: bytes, path: str, encoding: str = 'latin1'):
-    """Unpickle the bytes of a data-set file with
-    :class:`RestrictedUnpickler`.
+def load_data_pickle(data: bytes, path: str, encoding: str = 'latin1') -> Any:
+    """Unpickle the bytes of a data-set file with :class:`DataUnpickler`.
 
     Args:
         data (bytes): The file's content.
@@ -50,16 +29,22 @@ def load_data_pickle(data: bytes, path: str, encoding: str = 'latin1'):
         The unpickled object.
 
     Raises:
-        DatasetError: The file is truncated, corrupt, not a pickle, or names
-            a global outside :data:`DATA_PICKLE_GLOBALS`. The message names
-            the file.
+        DatasetError: The file is truncated, corrupt, not a pickle, or asks
+            for anything beyond plain data. The message names the file.
     """
     try:
-        return RestrictedUnpickler(
-            io.BytesIO(data), encoding=encoding).load()
+        return loads(data, DataUnpickler, encoding=encoding)
+    except UnsafePickleError as e:
+        reason = f'it asks for {e}, which could run code'
+    except RecursionError:
+        reason = 'nested too deeply'
+    except MemoryError:
+        reason = 'too large to read'
     except Exception as e:  # truncated, garbage, refused global, ...
-        raise DatasetError(
-            f'{path} cannot be read as a data-set pickle ({len(data)} bytes): '
-            f'{type(e).__name__}: {e}. Replace it with the file of the '
-            'official release, or write your data with '
-            'mmrevode.datasets.write_cifar10 / write_cifar100.') from None
+        reason = f'{type(e).__name__}: {e}'
+    reason = ' '.join(reason.split())[:300]
+    raise DatasetError(
+        f'{path} cannot be read as a data-set pickle ({len(data)} bytes): '
+        f'{reason}. Replace it with the file of the official release, or '
+        'write your data with mmrevode.datasets.write_cifar10 / '
+        'write_cifar100.')

@@ -1,15 +1,16 @@
 """Runner-side helpers: safe checkpoints, hooks, CPU DDP, the tools' launcher.
 
-Importing this package registers the local checkpoint loader (weights only,
-with an allowlist), the ``'atomic_local'`` file backend, the hooks
+Importing this package registers the local checkpoint loader (data only:
+:mod:`mmrevode.fileio.checkpoint_pickle`), the ``'atomic_local'`` file backend, the hooks
 :class:`SafeCheckpointHook`, :class:`DivergenceHook`, :class:`EpochSeedHook`
 and :class:`ModelCompileHook`, and the data-loader ``worker_init_fn``
 ``'seed_worker_by_epoch'``.
 """
-from .checkpoint import (CHECKPOINT_SAFE_GLOBALS, AtomicLocalBackend,
+from .checkpoint import (AtomicLocalBackend,
                          CheckpointError, CheckpointNotFoundError,
                          CorruptCheckpointError, UnsafeCheckpointError,
                          atomic_write, find_resume_checkpoint, load_from_local,
+                         plain_message_hub, restore_message_hub,
                          trust_checkpoints)
 from .compile import ModelCompileHook, compile_model, use_compile_hook
 from .dist import setup_distributed
@@ -18,13 +19,14 @@ from .hooks import (CheckpointMismatchError, DivergenceError, DivergenceHook,
                     checkpoint_mismatches, seed_worker_by_epoch)
 
 __all__ = [
-    'AtomicLocalBackend', 'CHECKPOINT_SAFE_GLOBALS', 'CheckpointError',
+    'AtomicLocalBackend', 'CheckpointError',
     'CheckpointMismatchError', 'CheckpointNotFoundError',
     'CorruptCheckpointError', 'DivergenceError', 'DivergenceHook',
     'EpochSeedHook', 'ModelCompileHook', 'SafeCheckpointHook',
     'UnsafeCheckpointError', 'compile_model', 'use_compile_hook',
     'atomic_write', 'check_checkpoint_fits', 'checkpoint_mismatches',
     'find_resume_checkpoint',
-    'load_from_local', 'seed_worker_by_epoch', 'setup_distributed',
+    'load_from_local', 'plain_message_hub', 'restore_message_hub',
+    'seed_worker_by_epoch', 'setup_distributed',
     'trust_checkpoints'
 ]

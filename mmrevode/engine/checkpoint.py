@@ -4,36 +4,42 @@ Importing this module
 
 - registers :func:`load_from_local` as MMEngine's loader for local files, so
   ``load_from``, ``resume``, ``tools/test.py`` and ``init_cfg=dict(
-  type='Pretrained')`` all use it. It calls ``torch.load(weights_only=True)``
-  with an allowlist of exactly the types that MMEngine, MMPretrain and
-  mmrevode checkpoints hold (:data:`CHECKPOINT_SAFE_GLOBALS`): the
-  ``HistoryBuffer`` of MMEngine's message hub and the NumPy arrays, dtypes
-  and scalars in it. Loading such a file cannot run code. (MMEngine 0.10.7
-  calls ``torch.load`` with torch's default, which refuses the
-  ``HistoryBuffer`` of its own checkpoints since torch 2.6.) A file that
-  needs any other type is refused with :class:`UnsafeCheckpointError`,
-  which names the type; :func:`trust_checkpoints` (``--trust-checkpoint``
-  of the tools) loads such files with ``weights_only=False``, for files you
-  trust only.
+  type='Pretrained')`` all use it. It reads the archive with
+  :func:`torch.load` and the object tree with
+  :mod:`mmrevode.fileio.checkpoint_pickle`, an unpickler that builds
+  tensors, containers, NumPy numbers and MMEngine's log buffers from data
+  and calls nothing the file names: loading a file cannot run code or change
+  anything but the checkpoint being built. (MMEngine 0.10.7 calls
+  ``torch.load`` with torch's default, which refuses the ``HistoryBuffer`` of
+  its own checkpoints since torch 2.6.) A file that asks for anything else
+  is refused with :class:`UnsafeCheckpointError`, which names it;
+  :func:`trust_checkpoints` (``--trust-checkpoint`` of the tools) loads such
+  files with ``weights_only=False``, for files you trust only.
 - registers the file backend ``'atomic_local'`` (:class:`AtomicLocalBackend`),
   which writes a file to a temporary name in the same folder and renames it
   into place, so a failed or interrupted write never leaves a partial file
   under the final name nor replaces an earlier file.
+
+Checkpoints saved through :class:`SafeCheckpointHook` hold the message hub's
+log buffers as tensors (:func:`plain_message_hub`), so they need no foreign
+class at all; :func:`load_from_local` turns them back into ``HistoryBuffer``
+objects (:func:`restore_message_hub`).
 """
 
 import contextlib
 import os
 import os.path as osp
-import pickle
 import re
 import zipfile
-from typing import Iterator, List, Union
+from typing import Optional, Union
 
 import numpy as np
 import torch
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.logging import HistoryBuffer, print_log
 from mmengine.runner import CheckpointLoader
+
+from ..fileio import UnsafePickleError, checkpoint_pickle
 
 
 class CheckpointError(RuntimeError):
@@ -49,54 +55,8 @@ class CorruptCheckpointError(CheckpointError):
 
 
 class UnsafeCheckpointError(CheckpointError):
-    """The checkpoint needs a type outside the allowlist to be loaded."""
+    """The checkpoint asks for more than data to be loaded."""
 
-
-#: The statistics methods every HistoryBuffer registers (those registered
-#: with ``HistoryBuffer.register_statistics`` in this process are allowed too).
-_HISTORY_BUFFER_STATISTICS = ('min', 'max', 'mean', 'current')
-
-
-def _statistic_method(owner, name: str):
-    """Stands in for ``getattr`` while a checkpoint is loaded.
-
-    A pickled ``HistoryBuffer`` names its statistics methods as
-    ``getattr(HistoryBuffer, 'mean')``; a general ``getattr`` would reach far
-    more, so only those attributes are handed out.
-    """
-    if owner is HistoryBuffer and isinstance(name, str) and (
-            name in _HISTORY_BUFFER_STATISTICS
-            or name in HistoryBuffer._statistics_methods):
-        return getattr(owner, name)
-    raise pickle.UnpicklingError(
-        f'refused getattr({owner!r}, {name!r}): only the statistics methods '
-        'of HistoryBuffer are loaded')
-
-
-def _numpy_globals() -> List[object]:
-    """The NumPy functions and types that pickled arrays and scalars use:
-    array reconstruction, scalars and the dtypes of numbers, booleans and
-    strings (not of Python objects)."""
-    try:  # NumPy >= 2
-        from numpy._core.multiarray import _reconstruct, scalar
-    except ImportError:  # NumPy 1.x
-        from numpy.core.multiarray import _reconstruct, scalar
-    dtypes = {
-        type(np.dtype(t))
-        for t in np.sctypeDict.values() if np.dtype(t).kind not in 'OV'
-    }
-    return [_reconstruct, scalar, np.ndarray, np.dtype] + sorted(
-        dtypes, key=lambda t: t.__name__)
-
-
-#: What checkpoints of MMEngine's Runner (model, optimizer, schedulers and
-#: message hub), MMPretrain and mmrevode hold beyond tensors and builtin
-#: containers: the message hub's ``HistoryBuffer`` (with its statistics
-#: methods, named through ``getattr``) and NumPy arrays, dtypes and scalars.
-#: Each is plain data: building it runs no code of the file's choosing.
-CHECKPOINT_SAFE_GLOBALS: List[object] = [
-    HistoryBuffer, (_statistic_method, 'builtins.getattr')
-] + _numpy_globals()
 
 _trusted = False
 
@@ -104,10 +64,10 @@ _trusted = False
 def trust_checkpoints(trusted: bool = True) -> None:
     """Load every checkpoint of this process with ``weights_only=False``.
 
-    For checkpoints you made or trust that hold types outside
-    :data:`CHECKPOINT_SAFE_GLOBALS`. Loading such a file runs whatever code
-    it names: never use this for files from others. ``tools/train.py`` and
-    ``tools/test.py`` call it for ``--trust-checkpoint``.
+    For checkpoints you made or trust that hold objects the safe loader does
+    not read. Loading such a file runs whatever code it names: never use
+    this for files from others. ``tools/train.py`` and ``tools/test.py``
+    call it for ``--trust-checkpoint``.
 
     Args:
         trusted (bool): Turn trusted loading on or off. Defaults to True.
@@ -116,20 +76,52 @@ def trust_checkpoints(trusted: bool = True) -> None:
     _trusted = bool(trusted)
 
 
-@contextlib.contextmanager
-def _allowlisted() -> Iterator[None]:
-    with torch.serialization.safe_globals(CHECKPOINT_SAFE_GLOBALS):
-        yield
+def _one_line(text: str, limit: int = 300) -> str:
+    text = ' '.join(str(text).split())
+    return text if len(text) <= limit else text[:limit] + '...'
 
 
-def _refused_type(error: Exception) -> str:
-    """The global that ``torch.load(weights_only=True)`` refused, if named."""
-    for pattern in (r'GLOBAL ([\w.]+)', r"got <class '([\w.]+)'>",
-                    r'function ([\w.<>]+)', r'refused (getattr\(.*?\))'):
-        found = re.search(pattern, str(error))
-        if found:
-            return found.group(1)
-    return ''
+#: Member names of a torch archive: ``<folder>/<path>``, no ``..``.
+_MEMBER_NAME = re.compile(r'[A-Za-z0-9_\-][A-Za-z0-9_.\-]*'
+                          r'(/[A-Za-z0-9_.\-]+)+')
+
+
+def _check_archive(filename: str) -> None:
+    """Refuse what ``torch.load`` should not be handed: no zip archive (the
+    legacy format, or not a checkpoint), odd member names, or a TorchScript
+    archive (which ``torch.load`` would pass on to ``torch.jit.load``)."""
+    try:
+        with zipfile.ZipFile(filename) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        raise CorruptCheckpointError(
+            f'The checkpoint {filename} ({osp.getsize(filename)} bytes) '
+            'cannot be read: it is truncated, corrupt or not a PyTorch '
+            'checkpoint (not a zip archive as torch.save writes it; the '
+            f'legacy format of torch < 1.6 is not read: {_one_line(e)}). '
+            'Use an earlier checkpoint of the run '
+            '(epoch_*.pth in the work directory), or train again.') from None
+    folders = {name.split('/', 1)[0] for name in names}
+    bad = [
+        name for name in names if not _MEMBER_NAME.fullmatch(name)
+        or '..' in name.split('/')
+    ]
+    if bad or len(folders) != 1:
+        raise CorruptCheckpointError(
+            f'The checkpoint {filename} is not an archive as torch.save '
+            f'writes it: member names {_one_line(repr(bad or names), 120)}. '
+            'It was refused.')
+    folder = folders.pop()
+    if f'{folder}/constants.pkl' in names or any(
+            name.startswith(f'{folder}/code/') for name in names):
+        raise UnsafeCheckpointError(
+            f'The checkpoint {filename} is a TorchScript archive, which holds '
+            'code; it was refused. Load it with torch.jit.load if you trust '
+            'its source.')
+    if f'{folder}/data.pkl' not in names:
+        raise CorruptCheckpointError(
+            f'The checkpoint {filename} has no {folder}/data.pkl: it is not '
+            'a checkpoint torch.save wrote.')
 
 
 def _zip_is_intact(filename: str) -> bool:
@@ -141,24 +133,57 @@ def _zip_is_intact(filename: str) -> bool:
         return False
 
 
+def _load_data(filename: str, map_location):
+    """``torch.load`` with the checkpoint unpickler; errors as one line."""
+    _check_archive(filename)
+    try:
+        return torch.load(
+            filename,
+            map_location=map_location,
+            pickle_module=checkpoint_pickle)
+    except UnsafePickleError as e:
+        raise UnsafeCheckpointError(
+            f'The checkpoint {filename} was refused: it asks for '
+            f'{_one_line(e)}. Checkpoints of MMEngine, MMPretrain and '
+            'mmrevode hold weights, optimizer and scheduler states, NumPy '
+            'numbers and log buffers, and nothing else is loaded, since it '
+            'could run code. If you made the file or trust its source, load '
+            'it with --trust-checkpoint (tools/train.py, tools/test.py) or '
+            '`mmrevode.engine.trust_checkpoints()`.') from None
+    except Exception as e:
+        if 'CUDA' in str(e) and _zip_is_intact(filename):
+            raise CheckpointError(
+                f'The checkpoint {filename} holds GPU tensors and this '
+                'machine has no GPU: load it with map_location=\'cpu\' '
+                f'({_one_line(e, 160)}).') from None
+        reason = 'nested too deeply' if isinstance(e, RecursionError) \
+            else f'{type(e).__name__}: {_one_line(e, 200)}'
+        raise CorruptCheckpointError(
+            f'The checkpoint {filename} ({osp.getsize(filename)} bytes) '
+            f'cannot be read: it is truncated, corrupt or not a PyTorch '
+            f'checkpoint ({reason}). Use an earlier checkpoint of the run '
+            '(epoch_*.pth in the work directory), or train again.') from None
+
+
 def load_from_local(filename: str, map_location=None):
     """Load a local checkpoint without running code from it.
 
-    ``torch.load(weights_only=True)`` with :data:`CHECKPOINT_SAFE_GLOBALS`
-    allowed; with :func:`trust_checkpoints` on, ``weights_only=False`` and a
-    warning in the log. Registered as MMEngine's loader for paths without a
-    scheme prefix.
+    The archive is read by :func:`torch.load`, its object tree by
+    :mod:`mmrevode.fileio.checkpoint_pickle`; with :func:`trust_checkpoints`
+    on, ``weights_only=False`` and a warning in the log. Registered as
+    MMEngine's loader for paths without a scheme prefix.
 
     Args:
         filename (str): Path of the checkpoint.
         map_location (optional): As in :func:`torch.load`.
 
     Returns:
-        dict: The loaded checkpoint.
+        dict: The loaded checkpoint, with the message hub's log buffers as
+        ``HistoryBuffer`` objects.
 
     Raises:
         CheckpointNotFoundError: The file does not exist.
-        UnsafeCheckpointError: The file needs a type outside the allowlist.
+        UnsafeCheckpointError: The file asks for more than data.
         CorruptCheckpointError: The file cannot be read as a checkpoint
             (truncated, corrupt, or not a PyTorch checkpoint).
     """
@@ -172,37 +197,73 @@ def load_from_local(filename: str, map_location=None):
             '(--trust-checkpoint): it may run code it contains.',
             logger='current',
             level=30)
-        loader = contextlib.nullcontext
+        checkpoint = torch.load(
+            filename, map_location=map_location, weights_only=False)
     else:
-        loader = _allowlisted
-    try:
-        with loader():
-            return torch.load(
-                filename, map_location=map_location, weights_only=not _trusted)
-    except pickle.UnpicklingError as e:
-        refused = _refused_type(e)
-        if refused:
-            raise UnsafeCheckpointError(
-                f'The checkpoint {filename} needs `{refused}`, which '
-                'checkpoints of MMEngine, MMPretrain and mmrevode do not '
-                'hold; loading it could run code, so it was refused. If you '
-                'made the file '
-                'or trust its source, load it with --trust-checkpoint '
-                '(tools/train.py, tools/test.py) or '
-                '`mmrevode.engine.trust_checkpoints()`.') from None
-        error = e
-    except Exception as e:
-        error = e
-    # A well-formed archive that fails to load fails for another reason
-    # (e.g. CUDA tensors without a GPU): keep the original error then.
-    if _zip_is_intact(filename):
-        raise error
-    size = osp.getsize(filename)
-    raise CorruptCheckpointError(
-        f'The checkpoint {filename} ({size} bytes) cannot be read: it is '
-        'truncated, corrupt or not a PyTorch checkpoint '
-        f'({type(error).__name__}: {error}). Use an earlier checkpoint of the '
-        'run (epoch_*.pth in the work directory), or train again.') from error
+        checkpoint = _load_data(filename, map_location)
+    return restore_message_hub(checkpoint)
+
+
+#: Marks a message hub whose log buffers :func:`plain_message_hub` wrote.
+PLAIN_LOG_SCALARS = 'mmrevode.plain_log_scalars.v1'
+
+
+def plain_message_hub(checkpoint: dict) -> dict:
+    """Write the message hub's ``HistoryBuffer`` objects as tensors.
+
+    ``checkpoint['message_hub']['log_scalars'][key]`` becomes
+    ``dict(log_history=Tensor, count_history=Tensor, max_length=int)``, so
+    the file holds no foreign class. :func:`restore_message_hub` reverses
+    it. Changes ``checkpoint`` in place and returns it.
+    """
+    hub = checkpoint.get('message_hub') if isinstance(checkpoint,
+                                                      dict) else None
+    if not isinstance(hub, dict) or not isinstance(
+            hub.get('log_scalars'), dict):
+        return checkpoint
+    scalars = {}
+    for key, buffer in hub['log_scalars'].items():
+        if not isinstance(buffer, HistoryBuffer):
+            scalars[key] = buffer
+            continue
+        logs, counts = buffer.data
+        scalars[key] = dict(
+            log_history=torch.from_numpy(np.asarray(logs).copy()),
+            count_history=torch.from_numpy(np.asarray(counts).copy()),
+            max_length=int(buffer.max_length))
+    hub['log_scalars'] = scalars
+    hub['log_scalars_format'] = PLAIN_LOG_SCALARS
+    return checkpoint
+
+
+def restore_message_hub(checkpoint):
+    """Turn log buffers written by :func:`plain_message_hub` back into
+    ``HistoryBuffer`` objects (through its constructor)."""
+    hub = checkpoint.get('message_hub') if isinstance(checkpoint,
+                                                      dict) else None
+    if not isinstance(hub, dict) or \
+            hub.get('log_scalars_format') != PLAIN_LOG_SCALARS:
+        return checkpoint
+    scalars = {}
+    for key, value in hub['log_scalars'].items():
+        if isinstance(value, dict) and set(value) == {
+                'log_history', 'count_history', 'max_length'}:
+            logs, counts = value['log_history'], value['count_history']
+            if not (all(
+                    type(t) is torch.Tensor and t.dim() == 1
+                    and not t.is_complex() for t in (logs, counts))
+                    and len(logs) == len(counts)
+                    and type(value['max_length']) is int
+                    and value['max_length'] > 0):
+                raise CorruptCheckpointError(
+                    f'The log buffer {_one_line(key, 60)} of the message hub '
+                    'is not two equal-length 1-d tensors and a length.')
+            value = HistoryBuffer(logs.cpu().numpy(), counts.cpu().numpy(),
+                                  value['max_length'])
+        scalars[key] = value
+    hub['log_scalars'] = scalars
+    del hub['log_scalars_format']
+    return checkpoint
 
 
 CheckpointLoader.register_scheme(prefixes='', loader=load_from_local,

@@ -19,7 +19,7 @@ from mmengine.optim import AmpOptimWrapper
 from mmengine.registry import FUNCTIONS, HOOKS
 
 from .checkpoint import (CheckpointError, atomic_write,
-                         find_resume_checkpoint)
+                         find_resume_checkpoint, plain_message_hub)
 
 
 class DivergenceError(RuntimeError):
@@ -176,6 +176,9 @@ class SafeCheckpointHook(CheckpointHook):
       lie outside the output folder (recorded before a move) are never
       deleted;
     - removes the temporary files of saves that a killed process left;
+    - writes the message hub's log buffers as tensors
+      (:func:`plain_message_hub`), so its checkpoints hold no class beyond
+      tensors and builtin containers;
     - checks every checkpoint loaded by ``load_from`` or ``resume`` (and so
       by ``tools/test.py``): weights that do not fit the model (missing,
       unexpected or different-shape keys, or no weights at all) or are not
@@ -217,6 +220,10 @@ class SafeCheckpointHook(CheckpointHook):
             hint=' Check that config and checkpoint belong together; to '
             'load the weights that fit on purpose, pass --partial-load (or '
             'set default_hooks.checkpoint.strict_load=False).')
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        # the log buffers as tensors: the file holds no foreign class
+        plain_message_hub(checkpoint)
 
     def before_train(self, runner) -> None:
         out_dir = self.out_dir if self.out_dir is not None \
