@@ -1,7 +1,8 @@
 """Reading the pickles of data-set releases without running their code."""
 from typing import Any
 
-from ..fileio import RecordUnpickler, UnsafePickleError, loads, numpy_globals
+from ..fileio import (NUMPY_TYPES, RecordUnpickler, UnsafePickleError, loads,
+                      numpy_globals)
 from .utils import DatasetError
 
 
@@ -14,6 +15,7 @@ class DataUnpickler(RecordUnpickler):
     :class:`mmrevode.fileio.RecordUnpickler`).
     """
     globals = numpy_globals()
+    result_types = NUMPY_TYPES
 
 
 def load_data_pickle(data: bytes, path: str, encoding: str = 'latin1') -> Any:

@@ -93,7 +93,7 @@ def _check_archive(filename: str) -> None:
     try:
         with zipfile.ZipFile(filename) as archive:
             names = archive.namelist()
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+    except Exception as e:  # BadZipFile, OSError, NotImplementedError, ...
         raise CorruptCheckpointError(
             f'The checkpoint {filename} ({osp.getsize(filename)} bytes) '
             'cannot be read: it is truncated, corrupt or not a PyTorch '
@@ -129,7 +129,7 @@ def _zip_is_intact(filename: str) -> bool:
     try:
         with zipfile.ZipFile(filename) as archive:
             return archive.testzip() is None
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+    except Exception:  # BadZipFile, OSError, NotImplementedError, ...
         return False
 
 
@@ -201,7 +201,11 @@ def load_from_local(filename: str, map_location=None):
             filename, map_location=map_location, weights_only=False)
     else:
         checkpoint = _load_data(filename, map_location)
-    return restore_message_hub(checkpoint)
+    try:
+        return restore_message_hub(checkpoint)
+    except CorruptCheckpointError as e:
+        raise CorruptCheckpointError(
+            f'The checkpoint {filename} cannot be read: {e}') from None
 
 
 #: Marks a message hub whose log buffers :func:`plain_message_hub` wrote.
@@ -244,6 +248,9 @@ def restore_message_hub(checkpoint):
     if not isinstance(hub, dict) or \
             hub.get('log_scalars_format') != PLAIN_LOG_SCALARS:
         return checkpoint
+    if not isinstance(hub.get('log_scalars'), dict):
+        raise CorruptCheckpointError('its message hub has no log_scalars '
+                                     'dict')
     scalars = {}
     for key, value in hub['log_scalars'].items():
         if isinstance(value, dict) and set(value) == {
@@ -256,8 +263,8 @@ def restore_message_hub(checkpoint):
                     and type(value['max_length']) is int
                     and value['max_length'] > 0):
                 raise CorruptCheckpointError(
-                    f'The log buffer {_one_line(key, 60)} of the message hub '
-                    'is not two equal-length 1-d tensors and a length.')
+                    f'the log buffer {_one_line(key, 60)} of its message hub '
+                    'is not two equal-length 1-d tensors and a length')
             value = HistoryBuffer(logs.cpu().numpy(), counts.cpu().numpy(),
                                   value['max_length'])
         scalars[key] = value

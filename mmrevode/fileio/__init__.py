@@ -6,10 +6,12 @@ NumPy arrays as numbers; :mod:`.checkpoint_pickle` is the pickle module that
 :func:`mmrevode.engine.load_from_local`).
 """
 from . import checkpoint_pickle
-from .numpy_records import NUMERIC_DTYPES, numpy_globals
-from .unpickler import Record, RecordUnpickler, UnsafePickleError, loads
+from .numpy_records import NUMERIC_DTYPES, NUMPY_TYPES, numpy_globals
+from .unpickler import (PLAIN_TYPES, Record, RecordUnpickler,
+                        UnsafePickleError, check_plain, loads)
 
 __all__ = [
-    'NUMERIC_DTYPES', 'Record', 'RecordUnpickler', 'UnsafePickleError',
+    'NUMERIC_DTYPES', 'NUMPY_TYPES', 'PLAIN_TYPES', 'Record',
+    'RecordUnpickler', 'UnsafePickleError', 'check_plain',
     'checkpoint_pickle', 'loads', 'numpy_globals'
 ]

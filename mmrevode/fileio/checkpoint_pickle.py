@@ -29,7 +29,7 @@ from typing import Any, Dict, Tuple
 import torch
 from mmengine.logging import HistoryBuffer
 
-from .numpy_records import numpy_globals
+from .numpy_records import NUMPY_TYPES, numpy_globals
 from .unpickler import Record, RecordUnpickler, UnsafePickleError
 
 #: The statistics every ``HistoryBuffer`` has.
@@ -81,7 +81,8 @@ def rebuild_tensor(storage: Any,
             (n - 1) * s for n, s in zip(size, stride)) >= stored):
         raise UnsafePickleError(
             f'a tensor of size {size} and stride {stride} at offset '
-            f'{storage_offset} reaches beyond its {stored} stored values')
+            f'{storage_offset} that reaches beyond its {stored} stored '
+            'values')
     tensor = torch.empty((0, ), dtype=storage.dtype, device=data.device)
     tensor.set_(data, storage_offset, size, stride)
     if requires_grad:
@@ -268,6 +269,8 @@ class Unpickler(RecordUnpickler):
         **_torch_dtypes(),
         **numpy_globals(),
     }
+    result_types = (torch.Tensor, torch.dtype, torch.device, torch.Size,
+                    OrderedDict, Counter, HistoryBuffer) + NUMPY_TYPES
 
 
 def load(file, **kwargs):

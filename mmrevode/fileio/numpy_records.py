@@ -67,7 +67,8 @@ def _dtype(value: Any) -> np.dtype:
     """A dtype built by :class:`DTypeRecord` (and only such a dtype)."""
     if not (isinstance(value, np.dtype) and value.fields is None
             and value.subdtype is None and value.str[1:] in NUMERIC_DTYPES):
-        raise UnsafePickleError(f'{value!r:.80} is not a numeric dtype')
+        raise UnsafePickleError(f'an array or scalar of dtype {value!r:.60}'
+                                ', which is not a numeric dtype')
     return value
 
 
@@ -94,8 +95,8 @@ def _array(raw: Any, dtype: np.dtype, shape: Tuple[int, ...],
     expected = math.prod(shape) * dtype.itemsize
     if len(raw) != expected:
         raise UnsafePickleError(
-            f'an array of shape {shape} and dtype {dtype} needs {expected} '
-            f'bytes, the file has {len(raw)}')
+            f'an array of shape {shape} and dtype {dtype}, which needs '
+            f'{expected} bytes where the file has {len(raw)}')
     return np.frombuffer(raw, dtype=dtype).reshape(
         shape, order='F' if fortran else 'C').copy(order='K')
 
@@ -144,6 +145,10 @@ def encode(text: Any, encoding: Any = 'utf-8') -> bytes:
         raise UnsafePickleError(
             f'_codecs.encode of {type(text).__name__} with {encoding!r:.20}')
     return text.encode('latin1')
+
+
+#: What NumPy records build.
+NUMPY_TYPES = (np.ndarray, np.generic, np.dtype)
 
 
 def numpy_globals() -> Dict[Tuple[str, str], Any]:

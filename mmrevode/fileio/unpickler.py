@@ -242,11 +242,15 @@ class RecordUnpickler(pickle._Unpickler):
         items = self.pop_mark()
         self._container(_SETS, 'ADDITEMS').update(items)
 
+    #: What the loaded object may hold besides builtin containers, strings,
+    #: bytes and numbers (a subclass adds the types its builders return).
+    result_types: Tuple[type, ...] = ()
+
     dispatch: Dict[int, Callable] = {}
 
     def load(self) -> Any:
         result = super().load()
-        check_no_records(result)
+        check_plain(result, self.result_types)
         return result
 
 
@@ -269,12 +273,19 @@ def _build_ordered_dict(inst: OrderedDict, state: Any) -> OrderedDict:
     return inst
 
 
-def check_no_records(obj: Any) -> None:
-    """Raise :class:`UnsafePickleError` if a record was never built.
+#: The builtin types of a pickle's data.
+PLAIN_TYPES = (dict, list, tuple, set, frozenset, str, bytes, bytearray, int,
+               float, complex, bool, type(None))
 
-    A record left in the result (a ``NEWOBJ`` without its ``BUILD``) would
-    be an object of ours where the reader expects the real one.
+
+def check_plain(obj: Any, types: Tuple[type, ...] = ()) -> None:
+    """Raise :class:`UnsafePickleError` unless ``obj`` is plain data.
+
+    Everything in it must be builtin data or of ``types``: no record that
+    was never built (a ``NEWOBJ`` without its ``BUILD``), no builder, marker
+    or other object that the file left in place of data.
     """
+    allowed = PLAIN_TYPES + tuple(types)
     seen = set()
     pending = [obj]
     while pending:
@@ -282,6 +293,10 @@ def check_no_records(obj: Any) -> None:
         if isinstance(item, Record):
             raise UnsafePickleError(
                 f'an incomplete {type(item).__name__} (no pickled state)')
+        if not isinstance(item, allowed) or isinstance(item, type):
+            raise UnsafePickleError(
+                f'a {type(item).__name__} left as data, where files of this '
+                'kind hold only numbers, strings, containers and arrays')
         if isinstance(item, (list, tuple, set, frozenset, dict)):
             if id(item) in seen:
                 continue

@@ -79,6 +79,79 @@ def test_crafted_checkpoint_runs_no_code(tmp_path, trained):
     assert 'weights_only=False' in result.stdout + result.stderr
 
 
+def spliced_attack(path, real, kind, name, marker):
+    """The real checkpoint ``real`` with one attack of the corpus
+    (tests/test_fileio/corpus.py) stored under an extra key."""
+    sys.path.insert(0, osp.join(REPO, 'tests', 'test_fileio'))
+    from corpus import archive_members, pickle_attacks, splice, write_archive
+    members = archive_members(real)
+    body = pickle_attacks(marker)[kind][name]
+    return write_archive(path, {**members,
+                                'data.pkl': splice(members['data.pkl'],
+                                                   body)})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('attack', [
+    ('state poisoning',
+     'the HistoryBuffer-getattr-_rebuild_from_type_v2 chain'),
+    ('numpy', 'dtype with object fields (the crash gadget)'),
+])
+def test_gadgets_on_every_load_path(tmp_path, trained, attack):
+    """The chain that ran code through allowlisted names, and the NumPy
+    dtype that crashed, each spliced into a real checkpoint of train.py,
+    on every path that loads a checkpoint: no code, no crash, one line."""
+    config, work_dir = trained
+    marker = tmp_path / 'created_by_the_checkpoint'
+    crafted = spliced_attack(tmp_path / 'crafted.pth',
+                             work_dir / 'epoch_1.pth', *attack, marker)
+    moved = tmp_path / 'moved'
+    moved.mkdir()
+    shutil.copy(crafted, moved / 'epoch_1.pth')
+    (moved / 'last_checkpoint').write_text('epoch_1.pth')
+    pretrained = tmp_path / 'pretrained.py'
+    pretrained.write_text(
+        f'_base_ = {config!r}\n'
+        "model = dict(backbone=dict(init_cfg=dict(type='Pretrained', "
+        f"checkpoint={crafted!r}, prefix='backbone.')))\n")
+    image = tmp_path / 'image.png'
+    import mmcv
+    import numpy as np
+    mmcv.imwrite(np.zeros((32, 32, 3), np.uint8), str(image))
+    runs = {
+        'test.py': ['tools/test.py', config, crafted],
+        '--resume PATH': ['tools/train.py', config, '--resume', crafted],
+        'last_checkpoint': ['tools/train.py', config, '--resume',
+                            '--work-dir', moved],
+        'load_from': ['tools/train.py', config, '--cfg-options',
+                      f'load_from={crafted}'],
+        'Pretrained': ['tools/train.py', pretrained],
+        'image_demo.py': ['demo/image_demo.py', image, config,
+                          '--checkpoint', crafted],
+        'pytorch2onnx.py': ['tools/deployment/pytorch2onnx.py', config,
+                            crafted, '--output-file', tmp_path / 'm.onnx'],
+    }
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=REPO)
+    for name, (script, *args) in runs.items():
+        if '--work-dir' not in args and script.startswith('tools/t'):
+            args += ['--work-dir', tmp_path / name.replace(' ', '_')]
+        result = subprocess.run(
+            [sys.executable, osp.join(REPO, script)] + [str(a) for a in args],
+            env=env, capture_output=True, text=True, timeout=600)
+        assert_one_line_error(result, 'Error: The checkpoint', 'refused')
+        assert not marker.exists(), name
+    # MMEngine's own loader in a program that only imports mmrevode
+    result = subprocess.run(
+        [sys.executable, '-c',
+         'import sys, torch, mmrevode; '
+         'from mmengine.runner import load_checkpoint; '
+         f'load_checkpoint(torch.nn.Linear(2, 2), {crafted!r})'],
+        env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1 and 'UnsafeCheckpointError' in \
+        result.stderr, output(result)
+    assert not marker.exists()
+
+
 @pytest.mark.slow
 def test_crafted_data_batch_runs_no_code(tmp_path, cifar_root):
     root = tmp_path / 'cifar'
