@@ -184,25 +184,25 @@ def build_backbone(model: Union[str, dict],
 def load_backbone_checkpoint(backbone: nn.Module, path: str):
     """Load the backbone's weights from an MMPretrain (or bare) checkpoint.
 
-    ``backbone.``-prefixed keys of a classifier checkpoint are matched to the
-    backbone; other keys (head, data preprocessor) are ignored. The file is
-    unpickled (``weights_only=False``): trusted sources only.
+    The file is read by the safe loader
+    (:func:`mmrevode.engine.load_from_local`). ``backbone.``-prefixed keys of
+    a classifier checkpoint are matched to the backbone; other keys (head,
+    data preprocessor) are ignored. Weights that do not fit the backbone
+    exactly raise :class:`mmrevode.engine.CheckpointMismatchError`.
     """
-    checkpoint = torch.load(path, map_location='cpu', weights_only=False)
+    from mmrevode.engine import check_checkpoint_fits, load_from_local
+    checkpoint = load_from_local(path, map_location='cpu')
     state = checkpoint.get('state_dict', checkpoint) \
         if isinstance(checkpoint, dict) else checkpoint
-    if any(k.startswith('backbone.') for k in state):
+    if isinstance(state, dict) and any(
+            k.startswith('backbone.') for k in state):
         state = {
             k[len('backbone.'):]: v
             for k, v in state.items() if k.startswith('backbone.')
         }
-    if not set(state) & set(backbone.state_dict()):
-        raise RuntimeError(f'{path}: no key of the checkpoint matches the '
-                           f'backbone {type(backbone).__name__}.')
-    missing, _ = backbone.load_state_dict(state, strict=False)
-    if missing:
-        raise RuntimeError(f'{path}: the checkpoint lacks {len(missing)} '
-                           f'backbone keys, e.g. {missing[:3]}.')
+    check_checkpoint_fits(backbone, dict(state_dict=state), path,
+                          f'the backbone {type(backbone).__name__}')
+    backbone.load_state_dict(state)
 
 
 def set_mode(model: nn.Module, mode: str) -> nn.Module:

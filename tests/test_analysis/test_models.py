@@ -5,6 +5,17 @@ import torch
 from mmrevode.analysis import (MODES, build_backbone, build_training_models,
                                load_backbone_checkpoint, model_spec,
                                parse_spec, sweep_specs)
+from mmrevode.engine import CheckpointMismatchError, UnsafeCheckpointError
+
+
+class WritesFile:
+    """Unpickling this object would create ``path``."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, 'w'))
 
 
 def test_parse_spec():
@@ -73,5 +84,12 @@ def test_checkpoint_is_loaded_into_the_backbone(tmp_path):
     assert torch.all(model.conv1.weight == 0.25)
     torch.save({'state_dict': {'head.fc.weight': torch.zeros(1)}},
                tmp_path / 'bad.pth')
-    with pytest.raises(RuntimeError, match='no key'):
+    with pytest.raises(CheckpointMismatchError, match='missing keys'):
         load_backbone_checkpoint(model, str(tmp_path / 'bad.pth'))
+    # read by the safe loader: a pickled call is refused, not run
+    marker = tmp_path / 'marker'
+    torch.save({'state_dict': state, 'x': WritesFile(marker)},
+               tmp_path / 'crafted.pth')
+    with pytest.raises(UnsafeCheckpointError, match='io.open'):
+        load_backbone_checkpoint(model, str(tmp_path / 'crafted.pth'))
+    assert not marker.exists()

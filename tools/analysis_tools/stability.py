@@ -17,9 +17,10 @@ Example::
     python tools/analysis_tools/stability.py HamiltonianNet:110 \\
         LeapfrogNet:92 RevNet:110 CifarResNet:110 --out-dir work_dirs/stab
 
-Checkpoints are read with ``torch.load(weights_only=False)``, i.e. they are
-pickles: load only files from sources you trust.
+Checkpoints are read by the safe loader (no code runs) and must fit the
+model exactly.
 """
+import sys
 from typing import Optional, Sequence
 
 import numpy as np
@@ -27,6 +28,7 @@ import torch
 
 from mmrevode.analysis import analyse_stability, build_backbone, model_spec
 from mmrevode.analysis import cli
+from mmrevode.engine.launcher import run_cli
 from mmrevode.analysis.cli import (add_output_arguments, add_run_arguments,
                                    model_parser, new_figure, output_path,
                                    save_figure, write_json)
@@ -169,4 +171,5 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    # a missing or unfitting checkpoint: one line, exit status 1
+    sys.exit(run_cli(lambda: main() and 0))
