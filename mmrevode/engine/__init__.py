@@ -10,6 +10,7 @@ from .checkpoint import (AtomicLocalBackend,
                          CheckpointError, CheckpointNotFoundError,
                          CorruptCheckpointError, UnsafeCheckpointError,
                          atomic_write, find_resume_checkpoint, load_from_local,
+                         load_from_url,
                          plain_message_hub, restore_message_hub,
                          trust_checkpoints)
 from .compile import ModelCompileHook, compile_model, use_compile_hook
@@ -26,7 +27,7 @@ __all__ = [
     'UnsafeCheckpointError', 'compile_model', 'use_compile_hook',
     'atomic_write', 'check_checkpoint_fits', 'checkpoint_mismatches',
     'find_resume_checkpoint',
-    'load_from_local', 'plain_message_hub', 'restore_message_hub',
+    'load_from_local', 'load_from_url', 'plain_message_hub', 'restore_message_hub',
     'seed_worker_by_epoch', 'setup_distributed',
     'trust_checkpoints'
 ]

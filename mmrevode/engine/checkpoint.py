@@ -2,7 +2,9 @@
 
 Importing this module
 
-- registers :func:`load_from_local` as MMEngine's loader for local files, so
+- registers :func:`load_from_local` as MMEngine's loader for local files
+  (and :func:`load_from_url`, which downloads and then loads the same way,
+  for ``http://`` and ``https://``), so
   ``load_from``, ``resume``, ``tools/test.py`` and ``init_cfg=dict(
   type='Pretrained')`` all use it. It reads the archive with
   :func:`torch.load` and the object tree with
@@ -275,6 +277,39 @@ def restore_message_hub(checkpoint):
 
 CheckpointLoader.register_scheme(prefixes='', loader=load_from_local,
                                  force=True)
+
+
+def load_from_url(url: str, map_location=None, model_dir=None):
+    """Download a checkpoint (once, into torch's hub cache) and load it with
+    :func:`load_from_local`.
+
+    Registered as MMEngine's loader for ``http://`` and ``https://``, whose
+    own loader unpickles downloaded files with ``weights_only=False``. In a
+    distributed run, rank 0 downloads first.
+
+    Args:
+        url (str): The address of the checkpoint.
+        map_location (optional): As in :func:`torch.load`.
+        model_dir (str, optional): Where to keep the download. Defaults to
+            ``<torch.hub.get_dir()>/checkpoints``.
+    """
+    from urllib.parse import urlparse
+
+    from mmengine.dist import barrier, get_dist_info
+    model_dir = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
+    path = osp.join(model_dir, osp.basename(urlparse(url).path))
+    rank, world_size = get_dist_info()
+    for turn in (0, 1):
+        if (rank == 0) == (turn == 0) and not osp.isfile(path):
+            os.makedirs(model_dir, exist_ok=True)
+            torch.hub.download_url_to_file(url, path, progress=False)
+        if world_size > 1 and turn == 0:
+            barrier()
+    return load_from_local(path, map_location=map_location)
+
+
+CheckpointLoader.register_scheme(prefixes=('http://', 'https://'),
+                                 loader=load_from_url, force=True)
 
 
 def _fsync_dir(folder: str) -> None:

@@ -233,3 +233,38 @@ def test_atomic_backend(tmp_path):
     backend.put(b'bytes', backend.join_path(str(tmp_path), 'b.bin'))
     assert backend.get_text(target) == 'hello'
     assert sorted(os.listdir(tmp_path)) == ['a.txt', 'b.bin']
+
+
+def test_downloaded_checkpoints_go_through_the_safe_loader(tmp_path,
+                                                           monkeypatch):
+    """MMEngine's own http(s) loader unpickles downloads with
+    weights_only=False; the registered one downloads, then loads as a
+    local file."""
+    import functools
+    import http.server
+    import threading
+
+    from mmrevode.engine import load_from_url
+    assert CheckpointLoader._get_checkpoint_loader('https://x/m.pth') \
+        is load_from_url
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    served = tmp_path / 'served'
+    served.mkdir()
+    marker = tmp_path / 'marker'
+    torch.save(dict(state_dict={'w': torch.ones(2)}), served / 'good.pth')
+    torch.save(dict(state_dict={}, x=_WritesFile(marker)),
+               served / 'crafted.pth')
+    server = http.server.HTTPServer(('127.0.0.1', 0), functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(served)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f'http://127.0.0.1:{server.server_port}'
+    try:
+        good = CheckpointLoader.load_checkpoint(f'{url}/good.pth')
+        assert torch.equal(good['state_dict']['w'], torch.ones(2))
+        with pytest.raises(UnsafeCheckpointError, match='io.open'):
+            CheckpointLoader.load_checkpoint(f'{url}/crafted.pth')
+    finally:
+        server.shutdown()
+    assert not marker.exists()
+    assert (tmp_path / 'torch_home' / 'hub' / 'checkpoints' /
+            'good.pth').is_file()
