@@ -12,6 +12,8 @@ from .checkpoint import (CHECKPOINT_SAFE_GLOBALS, AtomicLocalBackend,
                          atomic_write, find_resume_checkpoint, load_from_local,
                          trust_checkpoints)
 from .compile import ModelCompileHook, compile_model, use_compile_hook
+from .definition import (MissingDefinitionError, NetworkMismatchError,
+                         add_definition)
 from .dist import setup_distributed
 from .hooks import (CheckpointMismatchError, DivergenceError, DivergenceHook,
                     EpochSeedHook, SafeCheckpointHook, check_checkpoint_fits,
@@ -21,10 +23,10 @@ __all__ = [
     'AtomicLocalBackend', 'CHECKPOINT_SAFE_GLOBALS', 'CheckpointError',
     'CheckpointMismatchError', 'CheckpointNotFoundError',
     'CorruptCheckpointError', 'DivergenceError', 'DivergenceHook',
-    'EpochSeedHook', 'ModelCompileHook', 'SafeCheckpointHook',
-    'UnsafeCheckpointError', 'compile_model', 'use_compile_hook',
-    'atomic_write', 'check_checkpoint_fits', 'checkpoint_mismatches',
-    'find_resume_checkpoint',
+    'EpochSeedHook', 'MissingDefinitionError', 'ModelCompileHook',
+    'NetworkMismatchError', 'SafeCheckpointHook', 'UnsafeCheckpointError',
+    'add_definition', 'atomic_write', 'check_checkpoint_fits',
+    'checkpoint_mismatches', 'compile_model', 'find_resume_checkpoint',
     'load_from_local', 'seed_worker_by_epoch', 'setup_distributed',
-    'trust_checkpoints'
+    'trust_checkpoints', 'use_compile_hook'
 ]

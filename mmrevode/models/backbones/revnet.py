@@ -70,6 +70,17 @@ class RevNet(BaseReversibleNet):
         super().__init__(arch, **kwargs)
         self.block_type = self.units[0].blocks[0].block_type
 
+    def definition(self) -> dict:
+        """That of :class:`BaseReversibleNet`, with the block type that
+        the blocks have (from the arch or ``block_cfg``) in ``arch``."""
+        definition = super().definition()
+        block_cfg = dict(definition['block_cfg'])
+        block_cfg.pop('block_type', None)
+        return dict(
+            definition,
+            arch=dict(definition['arch'], block_type=self.block_type),
+            block_cfg=block_cfg)
+
     def make_block(self, channels, block_index, **kwargs) -> RevNetBlock:
         """``F`` of a unit's first block starts without norm and activation
         (see :class:`RevNetBlock`); the arch's ``block_type`` applies unless
