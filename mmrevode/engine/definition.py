@@ -40,6 +40,8 @@ CONVERTER = 'tools/model_converters/add_definition.py'
 
 #: Stands for a definition key that one side does not record.
 NOT_RECORDED = object()
+#: Stands for a recorded definition that cannot be read.
+UNREADABLE = object()
 
 
 class NetworkMismatchError(CheckpointError):
@@ -145,8 +147,11 @@ def definition_differences(
 
 
 def show_value(value: Any) -> str:
-    """``repr(value)``, or 'not recorded' for :data:`NOT_RECORDED`."""
-    return 'not recorded' if value is NOT_RECORDED else repr(value)
+    """``repr(value)``; 'not recorded' for :data:`NOT_RECORDED`,
+    'unreadable' for :data:`UNREADABLE`."""
+    if value is NOT_RECORDED:
+        return 'not recorded'
+    return 'unreadable' if value is UNREADABLE else repr(value)
 
 
 def _checkpoint(path: str = '') -> str:

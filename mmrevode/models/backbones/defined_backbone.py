@@ -15,7 +15,8 @@ from ...engine.definition import (DEFINITION_KEY, MissingDefinitionError,
                                   NetworkMismatchError, decode_definition,
                                   definition_differences, encode_definition,
                                   holds_weights, mismatch_message,
-                                  missing_message, plain_data, show_value)
+                                  missing_message, plain_data, show_value,
+                                  UNREADABLE)
 
 #: Norm types that build the same network (they differ in training only).
 BATCH_NORM_TYPES = ('BN', 'BN2d', 'SyncBN', 'MMSyncBN', 'naiveSyncBN')
@@ -149,7 +150,7 @@ class DefinedBackbone(BaseBackbone):
         saved = decode_definition(saved)
         if not isinstance(saved, dict) or not all(
                 isinstance(k, str) for k in saved):
-            saved = {'definition': saved}  # unreadable: differs as a whole
+            saved = dict(type=UNREADABLE)  # differs as a whole
         return definition_differences(saved, plain_data(self.definition()),
                                       self.unrecorded_defaults)
 
