@@ -288,7 +288,7 @@ def test_unreadable_definition_is_a_mismatch():
         build('MidpointNet').load_state_dict(state)
 
 
-# -- checkpoints without a definition -------------------------------------------
+# -- checkpoints without a definition ----------------------------------------
 def test_checkpoint_without_definition_names_the_converter(tmp_path,
                                                            warnings_logged):
     old = without_definition(classifier().state_dict())

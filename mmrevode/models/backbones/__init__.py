@@ -10,5 +10,6 @@ from .revnet import RevNet
 
 __all__ = [
     'BaseReversibleNet', 'ChannelPadDownsample', 'CifarResNet',
-    'DefinedBackbone', 'HamiltonianNet', 'LeapfrogNet', 'MidpointNet', 'PadShortcut', 'RevNet'
+    'DefinedBackbone', 'HamiltonianNet', 'LeapfrogNet', 'MidpointNet',
+    'PadShortcut', 'RevNet'
 ]

@@ -11,12 +11,12 @@ from mmengine.runner.checkpoint import load_state_dict
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from torch import Tensor
 
-from ...engine.definition import (DEFINITION_KEY, MissingDefinitionError,
+from ...engine.definition import (DEFINITION_KEY, UNREADABLE,
+                                  MissingDefinitionError,
                                   NetworkMismatchError, decode_definition,
                                   definition_differences, encode_definition,
                                   holds_weights, mismatch_message,
-                                  missing_message, plain_data, show_value,
-                                  UNREADABLE)
+                                  missing_message, plain_data, show_value)
 
 #: Norm types that build the same network (they differ in training only).
 BATCH_NORM_TYPES = ('BN', 'BN2d', 'SyncBN', 'MMSyncBN', 'naiveSyncBN')
@@ -314,8 +314,10 @@ class DefinedBackbone(BaseBackbone):
                 self, dict(state_dict=state), checkpoint, source, hint=hint,
                 optional=self.optional_pretrained_keys)
             own = self.state_dict()
-            kept = [k for k in own if k not in state
-                    and not k.endswith(DEFINITION_KEY)]
+            kept = sorted({
+                k.rsplit('.', 1)[0]
+                for k in own if k not in state and k != DEFINITION_KEY
+            })
             if kept:
                 print_log(
                     f'{source}: {", ".join(kept)} keep their initial values '

@@ -24,6 +24,8 @@ class LeapfrogNet(BaseReversibleNet):
             over three seeds, and a float32 reconstruction error of 1.4e-6
             at Leapfrog-182 (see docs/performance.md, "Step size: learning
             against drift").
+            Recorded in checkpoints: weights trained at another ``h`` are
+            refused at load (``check_definition=False`` runs them on purpose).
         start (str): ``'rest'`` (``Y_{-1} = Y_0``, default) or ``'zero'``
             (``Y_{-1} = 0``, the paper's Eq. (17) literally; the state's norm
             then grows about ``n``-fold per unit). Recorded in the

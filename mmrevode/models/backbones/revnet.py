@@ -38,7 +38,9 @@ class RevNet(BaseReversibleNet):
             widths=[...])`` with even widths and optionally
             ``block_type='basic' | 'bottleneck'``. Defaults to ``'38'``.
         h (float): Scale of the residual functions; 1 is RevNet.
-            Defaults to 1.
+            Recorded in checkpoints: weights trained at another ``h`` are
+            refused at load (``check_definition=False`` runs them on
+            purpose). Defaults to 1.
         block_cfg (dict, optional): Extra keyword arguments of every
             :class:`RevNetBlock`. A ``block_type`` given here overrides the
             arch's. Defaults to None.
