@@ -9,11 +9,11 @@ data, stored as its JSON text in a 1-D ``uint8`` tensor
 (:func:`encode_definition`): torch's TorchScript tracer, which FLOP counting
 and the TorchScript ONNX exporter use, takes every ``state_dict`` value for
 a tensor, and ``torch.load(weights_only=True)`` reads it with no allowlist.
-Every load of a
-checkpoint compares that record with the network that was built (see
-:class:`~mmrevode.models.backbones.DefinedBackbone`); this module holds the
-comparison, its one-line messages and errors, the check of a whole model
-against a loaded ``state_dict`` (used by
+
+Every load of a checkpoint compares that record with the network that was
+built (see :class:`~mmrevode.models.backbones.DefinedBackbone`). This module
+holds the comparison, its one-line messages and errors, the check of a
+whole model against a loaded ``state_dict`` (used by
 :func:`~mmrevode.engine.check_checkpoint_fits`), and the conversion of
 checkpoints written before definitions were recorded
 (``tools/model_converters/add_definition.py``).
