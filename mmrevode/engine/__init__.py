@@ -10,10 +10,11 @@ from .checkpoint import (AtomicLocalBackend,
                          CheckpointError, CheckpointNotFoundError,
                          CorruptCheckpointError, UnsafeCheckpointError,
                          atomic_write, find_resume_checkpoint, load_from_local,
-                         load_from_url,
-                         plain_message_hub, restore_message_hub,
-                         trust_checkpoints)
+                         load_from_url, plain_message_hub,
+                         restore_message_hub, trust_checkpoints)
 from .compile import ModelCompileHook, compile_model, use_compile_hook
+from .definition import (MissingDefinitionError, NetworkMismatchError,
+                         add_definition)
 from .dist import setup_distributed
 from .hooks import (CheckpointMismatchError, DivergenceError, DivergenceHook,
                     EpochSeedHook, SafeCheckpointHook, check_checkpoint_fits,
@@ -23,11 +24,11 @@ __all__ = [
     'AtomicLocalBackend', 'CheckpointError',
     'CheckpointMismatchError', 'CheckpointNotFoundError',
     'CorruptCheckpointError', 'DivergenceError', 'DivergenceHook',
-    'EpochSeedHook', 'ModelCompileHook', 'SafeCheckpointHook',
-    'UnsafeCheckpointError', 'compile_model', 'use_compile_hook',
-    'atomic_write', 'check_checkpoint_fits', 'checkpoint_mismatches',
-    'find_resume_checkpoint',
-    'load_from_local', 'load_from_url', 'plain_message_hub', 'restore_message_hub',
-    'seed_worker_by_epoch', 'setup_distributed',
-    'trust_checkpoints'
+    'EpochSeedHook', 'MissingDefinitionError', 'ModelCompileHook',
+    'NetworkMismatchError', 'SafeCheckpointHook', 'UnsafeCheckpointError',
+    'add_definition', 'atomic_write', 'check_checkpoint_fits',
+    'checkpoint_mismatches', 'compile_model', 'find_resume_checkpoint',
+    'load_from_local', 'load_from_url', 'plain_message_hub',
+    'restore_message_hub', 'seed_worker_by_epoch', 'setup_distributed',
+    'trust_checkpoints', 'use_compile_hook'
 ]

@@ -6,7 +6,7 @@ import os.path as osp
 import random
 import re
 from collections import deque
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -20,6 +20,7 @@ from mmengine.registry import FUNCTIONS, HOOKS
 
 from .checkpoint import (CheckpointError, atomic_write,
                          find_resume_checkpoint, plain_message_hub)
+from .definition import DEFINITION_KEY, definition_error
 
 
 class DivergenceError(RuntimeError):
@@ -56,23 +57,34 @@ def _config_name(runner) -> str:
 
 def checkpoint_mismatches(model: torch.nn.Module,
                           checkpoint: dict,
-                          limit: int = 5) -> List[str]:
+                          limit: int = 5,
+                          optional: Sequence[str] = (),
+                          check_definitions: bool = True) -> List[str]:
     """What keeps a checkpoint's weights from fitting ``model``.
 
     Compares ``checkpoint['state_dict']`` (or the checkpoint itself), with
     a ``module.`` prefix stripped as MMEngine does, against
-    ``model.state_dict()``.
+    ``model.state_dict()``. A backbone whose recorded definition (step
+    size, arch, ...) differs from the network built, or which records
+    none, is reported first and alone, with the message its loading would
+    raise (:func:`~mmrevode.engine.definition.definition_error`): a
+    different network explains all other differences.
 
     Args:
         model (nn.Module): The model to load into.
         checkpoint (dict): The loaded checkpoint.
         limit (int): How many keys to name per kind of mismatch.
             Defaults to 5.
+        optional (Sequence[str]): Prefixes of keys that may be missing or
+            unexpected (e.g. ``'out_norms.'`` for a backbone that returns
+            other outputs). Defaults to ().
+        check_definitions (bool): Compare the backbones' definitions.
+            Defaults to True.
 
     Returns:
-        list[str]: One phrase per kind of problem (no weights, missing,
-        unexpected or different-shape keys, non-finite values); empty if the
-        weights fit.
+        list[str]: One phrase per kind of problem (a different network, no
+        weights, missing, unexpected or different-shape keys, non-finite
+        values); empty if the weights fit.
     """
     state = checkpoint.get('state_dict', checkpoint) \
         if isinstance(checkpoint, dict) else None
@@ -80,14 +92,27 @@ def checkpoint_mismatches(model: torch.nn.Module,
             isinstance(v, torch.Tensor) for v in state.values()):
         return ['it holds no weights']
     state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+    optional = tuple(optional)
+    if check_definitions:
+        error = definition_error(model, state)
+        if error is not None:
+            return [str(error)]
     expected = model.state_dict()
+    # definitions are compared above (or on purpose not at all)
+    defined = {k for k in expected if k.endswith(DEFINITION_KEY)}
     problems = []
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
+    missing = [
+        k for k in expected
+        if k not in state and k not in defined and not k.startswith(optional)
+    ]
+    unexpected = [
+        k for k in state if k not in expected and not k.startswith(optional)
+    ]
     shapes = [
         f'{k} {tuple(state[k].shape)} vs {tuple(v.shape)} in the model'
-        for k, v in expected.items() if k in state and isinstance(
-            state[k], torch.Tensor) and state[k].shape != v.shape
+        for k, v in expected.items()
+        if k not in defined and isinstance(v, torch.Tensor) and isinstance(
+            state.get(k), torch.Tensor) and state[k].shape != v.shape
     ]
     for label, keys in (('missing keys', missing),
                         ('unexpected keys', unexpected),
@@ -104,11 +129,27 @@ def check_checkpoint_fits(model: torch.nn.Module,
                           checkpoint: dict,
                           path: str,
                           config: str = 'the config',
-                          hint: str = '') -> None:
+                          hint: str = '',
+                          optional: Sequence[str] = (),
+                          check_definitions: bool = True) -> None:
     """Raise :class:`CheckpointMismatchError` naming ``path``, ``config``
     and the :func:`checkpoint_mismatches` unless the weights fit ``model``.
+
+    A backbone whose definition differs, or is not recorded, raises
+    :class:`~mmrevode.engine.NetworkMismatchError` (or
+    :class:`~mmrevode.engine.MissingDefinitionError`) first, with the
+    message loading would give.
     """
-    problems = checkpoint_mismatches(model, checkpoint)
+    if check_definitions and isinstance(checkpoint, dict):
+        state = checkpoint.get('state_dict', checkpoint)
+        if isinstance(state, dict):
+            error = definition_error(
+                model, {re.sub(r'^module\.', '', k): v
+                        for k, v in state.items()}, path)
+            if error is not None:
+                raise error
+    problems = checkpoint_mismatches(
+        model, checkpoint, optional=optional, check_definitions=False)
     if problems:
         raise CheckpointMismatchError(
             f'The checkpoint {path} does not fit the model of {config}: ' +
@@ -180,10 +221,16 @@ class SafeCheckpointHook(CheckpointHook):
       (:func:`plain_message_hub`), so its checkpoints hold no class beyond
       tensors and builtin containers;
     - checks every checkpoint loaded by ``load_from`` or ``resume`` (and so
-      by ``tools/test.py``): weights that do not fit the model (missing,
-      unexpected or different-shape keys, or no weights at all) or are not
-      finite raise :class:`CheckpointMismatchError`, unless
-      ``strict_load=False``.
+      by ``tools/test.py``): a backbone trained as another network (its
+      recorded definition differs, e.g. another ``h``) raises
+      :class:`~mmrevode.engine.NetworkMismatchError`, one without a recorded
+      definition :class:`~mmrevode.engine.MissingDefinitionError`; weights
+      that do not fit the model (missing, unexpected or different-shape
+      keys, or no weights at all) or are not finite raise
+      :class:`CheckpointMismatchError`, unless ``strict_load=False``. (The
+      definition is checked again when the weights are loaded, whatever
+      ``strict_load``: the backbone's ``check_definition=False`` is the
+      override.)
 
     Args:
         strict_load (bool): Refuse checkpoints whose weights do not fit the

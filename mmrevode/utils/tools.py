@@ -52,10 +52,16 @@ def parse_input_arguments(parser: argparse.ArgumentParser, argv=None):
     return args
 
 
-def load_fitting_checkpoint(model: nn.Module, path: str) -> None:
+def load_fitting_checkpoint(model: nn.Module, path: str) -> dict:
     """Load a checkpoint's weights into ``model``, refusing weights that do
-    not fit it (:class:`~mmrevode.engine.CheckpointMismatchError`), as
-    ``tools/test.py`` does. Loading runs no code from the file."""
+    not fit it (:class:`~mmrevode.engine.CheckpointMismatchError`) or were
+    trained as another network
+    (:class:`~mmrevode.engine.NetworkMismatchError`), as ``tools/test.py``
+    does. Loading runs no code from the file.
+
+    Returns:
+        dict: The loaded checkpoint (``meta`` and the rest).
+    """
     from mmengine.runner.checkpoint import (_load_checkpoint,
                                             _load_checkpoint_to_model)
 
@@ -63,6 +69,61 @@ def load_fitting_checkpoint(model: nn.Module, path: str) -> None:
     checkpoint = _load_checkpoint(path, map_location='cpu')
     check_checkpoint_fits(model, checkpoint, path)
     _load_checkpoint_to_model(model, checkpoint)
+    return checkpoint
+
+
+#: Transforms that make images of one size, the argument that gives it and
+#: its order: MMCV's Resize and CenterCrop take (w, h), MMPretrain's crops
+#: (h, w).
+_SIZING_TRANSFORMS = dict(
+    CenterCrop=('crop_size', 'wh'),
+    RandomCrop=('crop_size', 'hw'),
+    RandomResizedCrop=('scale', 'hw'),
+    Resize=('scale', 'wh'))
+
+
+def _made_size(transform: dict) -> Optional[Tuple[int, int]]:
+    """``(H, W)`` of the images ``transform`` makes, if one fixed size."""
+    name = str(transform.get('type', '')).split('.')[-1]
+    if name not in _SIZING_TRANSFORMS or transform.get('keep_ratio'):
+        return None
+    key, order = _SIZING_TRANSFORMS[name]
+    size = transform.get(key)
+    if isinstance(size, int) and not isinstance(size, bool):
+        return size, size
+    if isinstance(size, (list, tuple)) and len(size) == 2 and all(
+            isinstance(v, int) for v in size):
+        return (size[1], size[0]) if order == 'wh' else (size[0], size[1])
+    return None
+
+
+def _pipeline(cfg: Config, loader: str) -> list:
+    dataset = (cfg.get(loader) or {}).get('dataset') or {}
+    while 'pipeline' not in dataset and isinstance(
+            dataset.get('dataset'), dict):
+        dataset = dataset['dataset']  # dataset wrappers
+    return list(dataset.get('pipeline') or [])
+
+
+def config_image_size(cfg: Config) -> Tuple[Optional[Tuple[int, int]],
+                                             bool]:
+    """The image size the model of ``cfg`` works at.
+
+    Returns:
+        tuple: ``(size, resized)``. ``resized`` is True when the test
+        pipeline itself makes images of ``size`` (so any image will do);
+        otherwise ``size`` is the size the model was trained at (the crop
+        of the training pipeline), which the test images are expected to
+        have, or None if the config does not tell.
+    """
+    for loader, resized in (('test_dataloader', True),
+                            ('train_dataloader', False)):
+        sizes = [_made_size(t) for t in _pipeline(cfg, loader)
+                 if isinstance(t, dict)]
+        sizes = [size for size in sizes if size is not None]
+        if sizes:
+            return sizes[-1], resized
+    return None, False
 
 
 def build_from_config(config: str,

@@ -175,9 +175,9 @@ def test_norm_eval_keeps_running_stats():
     model.train()
     assert all(not m.training for m in model.modules()
                if isinstance(m, _BatchNorm))
-    before = copy.deepcopy(model.state_dict())
+    before = copy.deepcopy(dict(model.named_buffers()))
     model(torch.randn(2, 3, 16, 16))[-1].sum().backward()
-    for name, value in model.state_dict().items():
+    for name, value in model.named_buffers():
         assert torch.equal(value, before[name]), name
 
 

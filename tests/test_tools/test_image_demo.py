@@ -71,7 +71,7 @@ def test_demo_prints_topk_and_draws_the_prediction(tiny_cifar_run,
 def test_missing_image_is_one_clear_message(tmp_path):
     result = run_demo(tmp_path / 'none.png',
                       osp.join(REPO, 'configs', 'revode',
-                               'hamiltonian_digits.py'))
+                               'hamiltonian_digits.py'), '--random-weights')
     assert result.returncode == 1
     assert 'Error: the image' in result.stderr
     assert 'Traceback' not in result.stderr

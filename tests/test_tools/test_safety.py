@@ -14,8 +14,8 @@ import time
 
 import pytest
 import torch
-from tool_utils import (REPO, WritesFile, output, run_tool, state_dict,
-                        tiny_config)
+from tool_utils import (REPO, TINY_ARCH, WritesFile, output, run_tool,
+                        state_dict, tiny_config)
 
 
 @pytest.fixture(scope='module')
@@ -185,10 +185,11 @@ def test_truncated_data_batch_names_the_file(tmp_path, cifar_root):
 def test_checkpoint_that_does_not_fit_is_refused(tmp_path, trained,
                                                  cifar_root):
     config, work_dir = trained
+    # the same backbone (network and weights), another head
     other = tiny_config(
         tmp_path / 'other.py', 'hamiltonian_cifar10.py', cifar_root,
-        extra="model = dict(backbone=dict(arch=dict(_delete_=True, "
-        "blocks=[1, 1, 1], widths=[8, 16, 24])), head=dict(in_channels=24))")
+        extra=f"model = dict(backbone=dict(arch={TINY_ARCH}), "
+        "head=dict(in_channels=32, num_classes=12))")
     checkpoint = work_dir / 'epoch_1.pth'
     result = run_tool('test.py', other, checkpoint, '--work-dir',
                       tmp_path / 'test')

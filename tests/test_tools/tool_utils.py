@@ -1,4 +1,5 @@
 """Helpers of the end-to-end tests: run a tool, write a tiny config."""
+import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -19,6 +20,16 @@ def tool_command(tool, *args):
     return [sys.executable, osp.join(REPO, 'tools', tool)] + [
         str(a) for a in args
     ], env
+
+
+def load_script(path):
+    """The script ``REPO/PATH`` (e.g. ``tools/test.py``) as a module, to
+    call its ``main(argv)`` in this process."""
+    name = 'script_' + path.replace('/', '_').replace('.py', '')
+    spec = importlib.util.spec_from_file_location(name, osp.join(REPO, path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_tool(tool, *args, timeout=600):

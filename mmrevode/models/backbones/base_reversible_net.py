@@ -5,11 +5,12 @@ from typing import (Callable, Dict, Iterator, Optional, Sequence, Tuple, Type,
 
 import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer, build_norm_layer
-from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from torch import Tensor, nn
 
 from ..reversible import (Mode, ReversibleBlock, ReversibleSequence,
                           legacy_mode, parse_modes)
+from .defined_backbone import (DefinedBackbone, act_definition,
+                               norm_definition)
 from .utils import freeze, parse_out_indices
 
 STEM_TYPES = ('cifar', 'imagenet')
@@ -48,7 +49,7 @@ class ChannelPadDownsample(nn.Module):
                 f'groups={self.groups}')
 
 
-class BaseReversibleNet(BaseBackbone):
+class BaseReversibleNet(DefinedBackbone):
     """Stem, reversible units and the transitions between them.
 
     A subclass names its block type (``block_cls``), its presets
@@ -101,12 +102,30 @@ class BaseReversibleNet(BaseBackbone):
             ``'reversible'``, False ``'plain'``. Defaults to None.
         with_cp (bool, optional): Deprecated, use ``mode``: with
             ``reversible=False``, ``'checkpoint'``. Defaults to None.
+        check_definition (bool): Refuse a checkpoint trained as another
+            network (other ``h``, ``arch``, scheme options, ``act_cfg``,
+            norm type, ``stem_type``, ``out_norm``, ``in_channels``) or
+            recording none; False loads it into this network with a warning,
+            e.g. to evaluate trained weights at another step size on
+            purpose. See :class:`DefinedBackbone`. Defaults to True.
+
+    The recorded definition (:meth:`definition`) holds ``type``, ``arch``
+    (blocks and widths), ``h``, ``in_channels``, ``stem_type``, ``out_norm``,
+    ``norm_cfg`` (type and ``eps``; every batch norm, synchronised or not,
+    counts as ``'BN'``), ``act_cfg`` (without ``inplace``) and ``block_cfg``
+    (without ``init_cfg``). Not recorded:
+    ``mode`` (every mode runs the same network), ``out_indices`` (a detector
+    returns more outputs of a backbone pre-trained for classification), and
+    what training alone uses (``frozen_stages``, ``norm_eval``, ``init_cfg``).
+    A ``Pretrained`` checkpoint may lack or have other ``out_norms`` (the
+    norms of the outputs it returned).
     """
     block_cls: Type[ReversibleBlock] = None
     arch_settings: Dict[str, dict] = {}
     default_h: float = 0.1
     #: Channel groups padded separately in transitions (2 for the halves).
     pad_groups: int = 1
+    optional_pretrained_keys = ('out_norms.', )
 
     def __init__(self,
                  arch: Union[str, int, dict],
@@ -126,8 +145,10 @@ class BaseReversibleNet(BaseBackbone):
                      dict(type='Constant', val=1, layer=['_BatchNorm'])
                  ],
                  reversible: Optional[bool] = None,
-                 with_cp: Optional[bool] = None):
-        super().__init__(init_cfg=init_cfg)
+                 with_cp: Optional[bool] = None,
+                 check_definition: bool = True):
+        super().__init__(
+            init_cfg=init_cfg, check_definition=check_definition)
         name = type(self).__name__
         self.arch = self._parse_arch(arch)
         self.blocks = list(self.arch['blocks'])
@@ -154,6 +175,7 @@ class BaseReversibleNet(BaseBackbone):
         self.in_channels = in_channels
         self.frozen_stages = frozen_stages
         self.stem_type = stem_type
+        self.out_norm = out_norm
         self.norm_eval = norm_eval
         unit_modes = parse_modes(
             legacy_mode(mode, reversible, with_cp, name), num_units, name)
@@ -182,6 +204,25 @@ class BaseReversibleNet(BaseBackbone):
                     build_norm_layer(norm_cfg, self.widths[i])[1],
                     build_activation_layer(act_cfg))
         freeze(self, self._frozen_modules())
+
+    def definition(self) -> dict:
+        """The network besides its weights: ``type``, ``arch``, ``h``,
+        ``in_channels``, ``stem_type``, ``out_norm``, ``norm_cfg``,
+        ``act_cfg`` and ``block_cfg`` (see :class:`DefinedBackbone`)."""
+        return dict(
+            super().definition(),
+            arch=dict(self.arch, blocks=self.blocks, widths=self.widths),
+            h=float(self.h),
+            in_channels=self.in_channels,
+            stem_type=self.stem_type,
+            out_norm=bool(self.out_norm),
+            norm_cfg=norm_definition(self.norm_cfg),
+            act_cfg=act_definition(self.act_cfg),
+            # a block's init_cfg initialises, it does not define
+            block_cfg={
+                k: v
+                for k, v in self.block_cfg.items() if k != 'init_cfg'
+            })
 
     # -- construction helpers -------------------------------------------------
     def make_unit(self,

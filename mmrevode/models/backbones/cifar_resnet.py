@@ -4,12 +4,13 @@ from typing import Callable, Iterator, Optional, Sequence, Tuple, Union
 import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmengine.model import constant_init
-from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.models.backbones.resnet import BasicBlock
 from mmpretrain.registry import MODELS
 from torch import Tensor, nn
 
 from ..reversible import Mode, legacy_mode, parse_modes
+from .defined_backbone import (DefinedBackbone, act_definition,
+                               norm_definition)
 from .utils import freeze, parse_out_indices
 
 SHORTCUT_TYPES = ('A', 'B')
@@ -47,7 +48,7 @@ class PadShortcut(nn.Module):
 
 
 @MODELS.register_module()
-class CifarResNet(BaseBackbone):
+class CifarResNet(DefinedBackbone):
     """ResNet for CIFAR as in He et al., "Deep Residual Learning for Image
     Recognition" (CVPR 2016), section 4.2.
 
@@ -94,6 +95,16 @@ class CifarResNet(BaseBackbone):
             Defaults to Kaiming for convolutions, 1 for norm weights.
         with_cp (bool, optional): Deprecated, use ``mode``: True is
             ``'checkpoint'``. Defaults to None.
+        check_definition (bool): Refuse a checkpoint trained as another
+            network (see :meth:`definition`) or recording none; False loads
+            it into this network with a warning. See
+            :class:`~mmrevode.models.backbones.DefinedBackbone`.
+            Defaults to True.
+
+    The checkpoints record ``type``, ``depth``, ``in_channels``,
+    ``base_channels``, ``num_stages``, ``shortcut``, ``norm_cfg`` (type and
+    ``eps``) and ``act_cfg`` (without ``inplace``); loading compares them
+    with the network built.
 
     Example:
         >>> import torch
@@ -127,8 +138,10 @@ class CifarResNet(BaseBackbone):
                      dict(type='Kaiming', layer=['Conv2d']),
                      dict(type='Constant', val=1, layer=['_BatchNorm'])
                  ],
-                 with_cp: Optional[bool] = None):
-        super().__init__(init_cfg=init_cfg)
+                 with_cp: Optional[bool] = None,
+                 check_definition: bool = True):
+        super().__init__(
+            init_cfg=init_cfg, check_definition=check_definition)
         if isinstance(depth, bool) or not isinstance(depth, int) or \
                 depth < 8 or (depth - 2) % 6:
             raise ValueError('CifarResNet: depth must be 6n + 2 with n >= 1 '
@@ -161,6 +174,8 @@ class CifarResNet(BaseBackbone):
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.zero_init_residual = zero_init_residual
+        self.norm_cfg = norm_cfg
+        self.act_cfg = act_cfg
         self.widths = [base_channels * 2**i for i in range(num_stages)]
 
         self.conv1 = nn.Conv2d(
@@ -209,8 +224,22 @@ class CifarResNet(BaseBackbone):
     def norm1(self) -> nn.Module:
         return getattr(self, self.norm1_name)
 
-    def init_weights(self):
-        super().init_weights()
+    def definition(self) -> dict:
+        """The network besides its weights: ``type``, ``depth``,
+        ``in_channels``, ``base_channels``, ``num_stages``, ``shortcut``,
+        ``norm_cfg`` and ``act_cfg``."""
+        return dict(
+            super().definition(),
+            depth=self.depth,
+            in_channels=self.in_channels,
+            base_channels=self.base_channels,
+            num_stages=self.num_stages,
+            shortcut=self.shortcut,
+            norm_cfg=norm_definition(self.norm_cfg),
+            act_cfg=act_definition(self.act_cfg))
+
+    def init_own_weights(self):
+        """``zero_init_residual`` (before ``Pretrained`` weights)."""
         if self.zero_init_residual:
             for m in self.modules():
                 if isinstance(m, BasicBlock):

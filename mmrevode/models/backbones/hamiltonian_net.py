@@ -28,6 +28,8 @@ class HamiltonianNet(BaseReversibleNet):
             on the digits config over three seeds, and a float32
             reconstruction error of 1.9e-6 at Hamiltonian-218 (see
             docs/performance.md, "Step size: learning against drift").
+            Recorded in checkpoints: weights trained at another ``h`` are
+            refused at load (``check_definition=False`` runs them on purpose).
         **kwargs: See :class:`BaseReversibleNet`.
 
     Example:

@@ -24,9 +24,12 @@ class LeapfrogNet(BaseReversibleNet):
             over three seeds, and a float32 reconstruction error of 1.4e-6
             at Leapfrog-182 (see docs/performance.md, "Step size: learning
             against drift").
+            Recorded in checkpoints: weights trained at another ``h`` are
+            refused at load (``check_definition=False`` runs them on purpose).
         start (str): ``'rest'`` (``Y_{-1} = Y_0``, default) or ``'zero'``
             (``Y_{-1} = 0``, the paper's Eq. (17) literally; the state's norm
-            then grows about ``n``-fold per unit).
+            then grows about ``n``-fold per unit). Recorded in the
+            checkpoints' definition. Defaults to ``'rest'``.
         **kwargs: See :class:`BaseReversibleNet`.
 
     Example:
@@ -46,4 +49,12 @@ class LeapfrogNet(BaseReversibleNet):
         block_cfg = dict(block_cfg or {})
         block_cfg.setdefault('start', start)
         super().__init__(arch, block_cfg=block_cfg, **kwargs)
-        self.start = start
+        self.start = self.block_cfg['start']
+
+    def definition(self) -> dict:
+        """That of :class:`BaseReversibleNet`, with ``start`` (given here
+        or in ``block_cfg``) as its own key."""
+        definition = super().definition()
+        block_cfg = dict(definition['block_cfg'])
+        del block_cfg['start']
+        return dict(definition, start=self.start, block_cfg=block_cfg)

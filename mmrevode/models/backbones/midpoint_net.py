@@ -26,6 +26,8 @@ class MidpointNet(BaseReversibleNet):
             98.3%), while the float32 reconstruction error of Midpoint-182
             at 0.1, 5e-7, stays below that of the other schemes (see
             docs/performance.md, "Step size: learning against drift").
+            Recorded in checkpoints: weights trained at another ``h`` are
+            refused at load (``check_definition=False`` runs them on purpose).
         **kwargs: See :class:`BaseReversibleNet`.
 
     Example:

@@ -38,7 +38,9 @@ class RevNet(BaseReversibleNet):
             widths=[...])`` with even widths and optionally
             ``block_type='basic' | 'bottleneck'``. Defaults to ``'38'``.
         h (float): Scale of the residual functions; 1 is RevNet.
-            Defaults to 1.
+            Recorded in checkpoints: weights trained at another ``h`` are
+            refused at load (``check_definition=False`` runs them on
+            purpose). Defaults to 1.
         block_cfg (dict, optional): Extra keyword arguments of every
             :class:`RevNetBlock`. A ``block_type`` given here overrides the
             arch's. Defaults to None.
@@ -69,6 +71,17 @@ class RevNet(BaseReversibleNet):
     def __init__(self, arch='38', **kwargs):
         super().__init__(arch, **kwargs)
         self.block_type = self.units[0].blocks[0].block_type
+
+    def definition(self) -> dict:
+        """That of :class:`BaseReversibleNet`, with the block type that
+        the blocks have (from the arch or ``block_cfg``) in ``arch``."""
+        definition = super().definition()
+        block_cfg = dict(definition['block_cfg'])
+        block_cfg.pop('block_type', None)
+        return dict(
+            definition,
+            arch=dict(definition['arch'], block_type=self.block_type),
+            block_cfg=block_cfg)
 
     def make_block(self, channels, block_index, **kwargs) -> RevNetBlock:
         """``F`` of a unit's first block starts without norm and activation
