@@ -37,7 +37,8 @@ def load_data_pickle(data: bytes, path: str, encoding: str = 'latin1') -> Any:
     try:
         return loads(data, DataUnpickler, encoding=encoding)
     except UnsafePickleError as e:
-        reason = f'it asks for {e}, which could run code'
+        reason = (f'it holds {e}, where data-set files hold only numbers, '
+                  'strings, lists, dicts and numeric arrays')
     except RecursionError:
         reason = 'nested too deeply'
     except MemoryError:

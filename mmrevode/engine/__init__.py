@@ -19,14 +19,15 @@ from .dist import setup_distributed
 from .hooks import (CheckpointMismatchError, DivergenceError, DivergenceHook,
                     EpochSeedHook, SafeCheckpointHook, check_checkpoint_fits,
                     checkpoint_mismatches, seed_worker_by_epoch)
+from .resume_state import ResumeStateError, check_resume_state
 
 __all__ = [
-    'AtomicLocalBackend', 'CheckpointError',
-    'CheckpointMismatchError', 'CheckpointNotFoundError',
-    'CorruptCheckpointError', 'DivergenceError', 'DivergenceHook',
-    'EpochSeedHook', 'MissingDefinitionError', 'ModelCompileHook',
-    'NetworkMismatchError', 'SafeCheckpointHook', 'UnsafeCheckpointError',
-    'add_definition', 'atomic_write', 'check_checkpoint_fits',
+    'AtomicLocalBackend', 'CheckpointError', 'CheckpointMismatchError',
+    'CheckpointNotFoundError', 'CorruptCheckpointError', 'DivergenceError',
+    'DivergenceHook', 'EpochSeedHook', 'MissingDefinitionError',
+    'ModelCompileHook', 'NetworkMismatchError', 'ResumeStateError',
+    'SafeCheckpointHook', 'UnsafeCheckpointError', 'add_definition',
+    'atomic_write', 'check_checkpoint_fits', 'check_resume_state',
     'checkpoint_mismatches', 'compile_model', 'find_resume_checkpoint',
     'load_from_local', 'load_from_url', 'plain_message_hub',
     'restore_message_hub', 'seed_worker_by_epoch', 'setup_distributed',

@@ -203,11 +203,27 @@ def load_from_local(filename: str, map_location=None):
             filename, map_location=map_location, weights_only=False)
     else:
         checkpoint = _load_data(filename, map_location)
+        _drop_config_text(checkpoint, filename)
     try:
         return restore_message_hub(checkpoint)
     except CorruptCheckpointError as e:
         raise CorruptCheckpointError(
             f'The checkpoint {filename} cannot be read: {e}') from None
+
+
+def _drop_config_text(checkpoint, filename: str) -> None:
+    """Drop ``meta['config']``: MMEngine's ``Runner.resume`` runs it as a
+    Python config file (``Config.fromstring``). Checkpoints of MMCV 1.x
+    stored their config there; MMEngine's store it as ``meta['cfg']``,
+    which nothing runs."""
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    if isinstance(meta, dict) and 'config' in meta:
+        del meta['config']
+        print_log(
+            f"{filename}: meta['config'] was not kept (MMEngine's resume "
+            'would run it as Python).',
+            logger='current',
+            level=30)
 
 
 #: Marks a message hub whose log buffers :func:`plain_message_hub` wrote.
@@ -247,8 +263,8 @@ def restore_message_hub(checkpoint):
     ``HistoryBuffer`` objects (through its constructor)."""
     hub = checkpoint.get('message_hub') if isinstance(checkpoint,
                                                       dict) else None
-    if not isinstance(hub, dict) or \
-            hub.get('log_scalars_format') != PLAIN_LOG_SCALARS:
+    marker = hub.get('log_scalars_format') if isinstance(hub, dict) else None
+    if not (isinstance(marker, str) and marker == PLAIN_LOG_SCALARS):
         return checkpoint
     if not isinstance(hub.get('log_scalars'), dict):
         raise CorruptCheckpointError('its message hub has no log_scalars '
@@ -259,15 +275,17 @@ def restore_message_hub(checkpoint):
                 'log_history', 'count_history', 'max_length'}:
             logs, counts = value['log_history'], value['count_history']
             if not (all(
-                    type(t) is torch.Tensor and t.dim() == 1
-                    and not t.is_complex() for t in (logs, counts))
+                    type(t) is torch.Tensor and t.dim() == 1 and t.dtype in (
+                        torch.float64, torch.float32, torch.int64)
+                    for t in (logs, counts))
                     and len(logs) == len(counts)
                     and type(value['max_length']) is int
                     and value['max_length'] > 0):
                 raise CorruptCheckpointError(
                     f'the log buffer {_one_line(key, 60)} of its message hub '
                     'is not two equal-length 1-d tensors and a length')
-            value = HistoryBuffer(logs.cpu().numpy(), counts.cpu().numpy(),
+            value = HistoryBuffer(logs.detach().cpu().numpy(),
+                                  counts.detach().cpu().numpy(),
                                   value['max_length'])
         scalars[key] = value
     hub['log_scalars'] = scalars

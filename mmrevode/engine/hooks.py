@@ -21,6 +21,7 @@ from mmengine.registry import FUNCTIONS, HOOKS
 from .checkpoint import (CheckpointError, atomic_write,
                          find_resume_checkpoint, plain_message_hub)
 from .definition import DEFINITION_KEY, definition_error
+from .resume_state import check_resume_state
 
 
 class DivergenceError(RuntimeError):
@@ -220,6 +221,10 @@ class SafeCheckpointHook(CheckpointHook):
     - writes the message hub's log buffers as tensors
       (:func:`plain_message_hub`), so its checkpoints hold no class beyond
       tensors and builtin containers;
+    - checks the optimizer and parameter-scheduler states a resumed
+      checkpoint restores against those the config built
+      (:func:`~mmrevode.engine.resume_state.check_resume_state`): MMEngine
+      would copy any attribute the file names into the schedulers;
     - checks every checkpoint loaded by ``load_from`` or ``resume`` (and so
       by ``tools/test.py``): a backbone trained as another network (its
       recorded definition differs, e.g. another ``h``) raises
@@ -259,6 +264,9 @@ class SafeCheckpointHook(CheckpointHook):
             runner._load_from = find_resume_checkpoint(runner.work_dir)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        # before Runner.resume hands them to the optimizer and schedulers
+        check_resume_state(runner, checkpoint,
+                           getattr(runner, '_load_from', None) or '')
         if not self.strict_load:
             return
         check_checkpoint_fits(

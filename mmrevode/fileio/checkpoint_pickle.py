@@ -30,14 +30,25 @@ import torch
 from mmengine.logging import HistoryBuffer
 
 from .numpy_records import NUMPY_TYPES, numpy_globals
-from .unpickler import Record, RecordUnpickler, UnsafePickleError
+from .unpickler import (Record, RecordUnpickler, UnsafePickleError,
+                        check_key)
 
 #: The statistics every ``HistoryBuffer`` has.
 HISTORY_BUFFER_STATISTICS = ('min', 'max', 'mean', 'current')
 
 
 def _is_int(value: Any, minimum: int = 0) -> bool:
-    return type(value) is int and value >= minimum
+    """An int in ``[minimum, 2**63)`` (no big ints: products of those
+    would cost time before any bounds check)."""
+    return type(value) is int and minimum <= value < 2**63
+
+
+#: The dtypes of the tensors checkpoints hold: no complex or quantized
+#: numbers, whose values the checks of the weights do not read.
+TENSOR_DTYPES = frozenset([
+    torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.uint8,
+    torch.int8, torch.int16, torch.int32, torch.int64, torch.bool
+])
 
 
 def _empty_hooks(hooks: Any) -> None:
@@ -58,6 +69,15 @@ def rebuild_tensor(storage: Any,
     if not isinstance(storage, torch.TypedStorage):
         raise UnsafePickleError(
             f'a tensor over {type(storage).__name__}, not stored data')
+    with warnings.catch_warnings():  # TypedStorage is what torch.load gives
+        warnings.simplefilter('ignore', UserWarning)
+        data = storage.untyped()
+    if storage.dtype not in TENSOR_DTYPES:
+        raise UnsafePickleError(
+            f'a tensor of dtype {storage.dtype}: checkpoints hold floats, '
+            'ints and bools')
+    if data.device.type == 'meta':
+        raise UnsafePickleError('a tensor without data (on the meta device)')
     size = tuple(size) if type(size) in (tuple, torch.Size) else size
     if not (_is_int(storage_offset) and type(size) is tuple
             and type(stride) is tuple and len(size) == len(stride) <= 64
@@ -73,9 +93,6 @@ def rebuild_tensor(storage: Any,
         raise UnsafePickleError('a tensor with metadata (conjugate or '
                                 'negative bits): checkpoints hold none')
     numel = math.prod(size)
-    with warnings.catch_warnings():  # TypedStorage is what torch.load gives
-        warnings.simplefilter('ignore', UserWarning)
-        data = storage.untyped()
     stored = data.nbytes() // storage.dtype.itemsize
     if numel and (numel > stored or storage_offset + sum(
             (n - 1) * s for n, s in zip(size, stride)) >= stored):
@@ -157,7 +174,7 @@ def _pairs(items: Any) -> list:
             type(p) in (tuple, list) and len(p) == 2 for p in items):
         raise UnsafePickleError('a mapping built from something else than '
                                 'pairs')
-    return [tuple(p) for p in items]
+    return [(check_key(p[0]), p[1]) for p in items]
 
 
 def make_ordered_dict(items: Any = ()) -> OrderedDict:
@@ -179,7 +196,7 @@ def make_set(items: Any = ()) -> set:
     """Stands in for ``set``: from a list."""
     if type(items) not in (list, tuple):
         raise UnsafePickleError('a set built from something else than a list')
-    return set(items)
+    return set(map(check_key, items))
 
 
 def make_frozenset(items: Any = ()) -> frozenset:

@@ -74,7 +74,7 @@ def _dtype(value: Any) -> np.dtype:
 
 def _shape(value: Any) -> Tuple[int, ...]:
     if not (type(value) is tuple and len(value) <= _MAX_DIMS and all(
-            type(n) is int and n >= 0 for n in value)):
+            type(n) is int and 0 <= n < 2**63 for n in value)):
         raise UnsafePickleError(f'the array shape {value!r:.80}')
     return value
 

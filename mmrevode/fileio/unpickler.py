@@ -18,7 +18,9 @@ execution. :class:`RecordUnpickler` is safe by construction instead:
   the real object; that object then replaces the record on the stack and in
   the memo; a real class's ``__setstate__`` is never called;
 - ``APPEND(S)``, ``SETITEM(S)`` and ``ADDITEMS`` change only builtin
-  containers that the file itself built (lists, dicts, sets);
+  containers that the file itself built (lists, dicts, sets), whose keys
+  must be strings, bytes or small ints (:func:`check_key`: no keys chosen
+  to collide);
 - opcodes that call anything else (``INST``, ``OBJ``, ``NEWOBJ_EX``, the
   extension registry, out-of-band buffers) are refused.
 
@@ -94,6 +96,8 @@ def _restricted_dispatch() -> Dict[int, Callable]:
     dispatch[pickle.SETITEM[0]] = RecordUnpickler.load_setitem
     dispatch[pickle.SETITEMS[0]] = RecordUnpickler.load_setitems
     dispatch[pickle.ADDITEMS[0]] = RecordUnpickler.load_additems
+    dispatch[pickle.DICT[0]] = RecordUnpickler.load_dict
+    dispatch[pickle.FROZENSET[0]] = RecordUnpickler.load_frozenset
     dispatch[pickle.PUT[0]] = RecordUnpickler.load_put
     dispatch[pickle.BINPUT[0]] = RecordUnpickler.load_binput
     dispatch[pickle.LONG_BINPUT[0]] = RecordUnpickler.load_long_binput
@@ -228,7 +232,7 @@ class RecordUnpickler(pickle._Unpickler):
     def load_setitem(self):
         value = self.stack.pop()
         key = self.stack.pop()
-        self._container(_DICTS, 'SETITEM')[key] = value
+        self._container(_DICTS, 'SETITEM')[check_key(key)] = value
 
     def load_setitems(self):
         items = self.pop_mark()
@@ -236,11 +240,23 @@ class RecordUnpickler(pickle._Unpickler):
         if len(items) % 2:
             raise UnsafePickleError('SETITEMS with an odd number of items')
         for i in range(0, len(items), 2):
-            target[items[i]] = items[i + 1]
+            target[check_key(items[i])] = items[i + 1]
+
+    def load_dict(self):
+        items = self.pop_mark()
+        if len(items) % 2:
+            raise UnsafePickleError('DICT with an odd number of items')
+        self.append({
+            check_key(items[i]): items[i + 1]
+            for i in range(0, len(items), 2)
+        })
+
+    def load_frozenset(self):
+        self.append(frozenset(map(check_key, self.pop_mark())))
 
     def load_additems(self):
         items = self.pop_mark()
-        self._container(_SETS, 'ADDITEMS').update(items)
+        self._container(_SETS, 'ADDITEMS').update(map(check_key, items))
 
     #: What the loaded object may hold besides builtin containers, strings,
     #: bytes and numbers (a subclass adds the types its builders return).
@@ -266,11 +282,36 @@ def _build_ordered_dict(inst: OrderedDict, state: Any) -> OrderedDict:
                                 'other than _metadata')
     if '_metadata' in state:
         metadata = state['_metadata']
-        if type(metadata) not in _DICTS:
-            raise UnsafePickleError('an OrderedDict whose _metadata is not '
-                                    'a dict')
+        # torch reads more than 'version' from it (e.g.
+        # 'assign_to_params_buffers', which makes load_state_dict replace
+        # the model's parameters by the file's tensors)
+        if type(metadata) not in _DICTS or any(
+                type(entry) not in _DICTS or set(entry) - {'version'} or
+                not (entry.get('version') is None
+                     or type(entry['version']) is int)
+                for entry in metadata.values()):
+            raise UnsafePickleError(
+                "a state dict's _metadata with entries other than "
+                '{"version": int}')
         inst._metadata = metadata
     return inst
+
+
+#: Ints whose hash is themselves: keys that cannot be made to collide.
+_SMALL_INT = 2**61 - 1
+
+
+def check_key(key: Any) -> Any:
+    """A key of a dict or an element of a set: a string, bytes, a bool,
+    None or an int of less than 61 bits (Python randomises the hashes of
+    strings and bytes; such ints hash to themselves). Other keys could be
+    chosen to collide, which makes filling a dict quadratic in its size."""
+    if isinstance(key, (str, bytes, bool)) or key is None or (
+            type(key) is int and -_SMALL_INT < key < _SMALL_INT):
+        return key
+    raise UnsafePickleError(
+        f'a dict key or set element of type {type(key).__name__}'
+        + (' beyond 61 bits' if type(key) is int else ''))
 
 
 #: The builtin types of a pickle's data.

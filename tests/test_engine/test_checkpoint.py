@@ -268,3 +268,73 @@ def test_downloaded_checkpoints_go_through_the_safe_loader(tmp_path,
     assert not marker.exists()
     assert (tmp_path / 'torch_home' / 'hub' / 'checkpoints' /
             'good.pth').is_file()
+
+
+def test_tensors_without_data_are_refused(tmp_path):
+    """A tensor stored for the meta device has no values; loaded without a
+    map_location, MMEngine would keep the model's weights and only log."""
+    import zipfile
+    real = str(tmp_path / 'real.pth')
+    torch.save(dict(state_dict={'w': torch.ones(2)}), real)
+    path = str(tmp_path / 'meta.pth')
+    with zipfile.ZipFile(real) as src, zipfile.ZipFile(path, 'w') as dst:
+        for name in src.namelist():
+            data = src.read(name)
+            if name.endswith('data.pkl'):  # the storage's location
+                data = data.replace(b'X\x03\x00\x00\x00cpu',
+                                    b'X\x04\x00\x00\x00meta')
+            dst.writestr(name, data)
+    with pytest.raises(UnsafeCheckpointError, match='meta device'):
+        load_from_local(path)
+    # mapped to the CPU it has values
+    assert load_from_local(path, map_location='cpu')['state_dict']['w'].equal(
+        torch.ones(2))
+
+
+def test_config_text_of_the_meta_is_not_kept(tmp_path):
+    """MMEngine's Runner.resume runs meta['config'] as a Python config."""
+    path = str(tmp_path / 'config.pth')
+    marker = tmp_path / 'marker'
+    torch.save(dict(state_dict={}, meta=dict(
+        epoch=1, config=f'open({str(marker)!r}, "w")')), path)
+    checkpoint = load_from_local(path)
+    assert 'config' not in checkpoint['meta']
+    assert checkpoint['meta']['epoch'] == 1
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize('hub, phrase', [
+    (dict(log_scalars={'loss': dict(log_history=torch.ones(2,
+                                                           dtype=torch.bfloat16),
+                                    count_history=torch.ones(2),
+                                    max_length=5)}), 'log buffer loss'),
+    (dict(log_scalars={'loss': dict(log_history=torch.ones(2),
+                                    count_history=torch.ones(3),
+                                    max_length=5)}), 'log buffer loss'),
+    (dict(log_scalars=[1]), 'no log_scalars dict'),
+])
+def test_plain_message_hub_that_does_not_fit(tmp_path, hub, phrase):
+    from mmrevode.engine.checkpoint import PLAIN_LOG_SCALARS
+    path = str(tmp_path / 'hub.pth')
+    torch.save(dict(message_hub=dict(hub, log_scalars_format=PLAIN_LOG_SCALARS,
+                                     runtime_info={}, resumed_keys={})),
+               path)
+    with pytest.raises(CorruptCheckpointError, match=phrase) as info:
+        load_from_local(path)
+    assert path in str(info.value)
+
+
+def test_message_hub_round_trip(tmp_path):
+    """What SafeCheckpointHook writes needs no foreign class and comes back
+    as equal HistoryBuffers."""
+    from mmrevode.engine import plain_message_hub
+    buffer = HistoryBuffer([1.0, 2.5, 4.0], [1, 2, 1], max_length=7)
+    checkpoint = plain_message_hub(dict(message_hub=dict(
+        log_scalars={'train/loss': buffer}, runtime_info={}, resumed_keys={})))
+    path = str(tmp_path / 'hub.pth')
+    torch.save(checkpoint, path)
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(path) == []
+    loaded = load_from_local(path)['message_hub']['log_scalars']['train/loss']
+    assert isinstance(loaded, HistoryBuffer) and loaded.max_length == 7
+    for got, expected in zip(loaded.data, buffer.data):
+        assert got.dtype == expected.dtype and (got == expected).all()

@@ -45,7 +45,9 @@ def integer(value):
         return pickle.BININT + struct.pack('<i', value)
     data = value.to_bytes((value.bit_length() + 8) // 8, 'little',
                           signed=True)
-    return pickle.LONG1 + bytes([len(data)]) + data
+    if len(data) < 256:
+        return pickle.LONG1 + bytes([len(data)]) + data
+    return pickle.LONG4 + struct.pack('<i', len(data)) + data
 
 
 NONE, TRUE, FALSE = pickle.NONE, pickle.NEWTRUE, pickle.NEWFALSE
@@ -193,6 +195,12 @@ def pickle_attacks(marker):
         'HistoryBuffer without its state': newobj(glob(*HB)),
         'HistoryBuffer with arguments': glob(*HB) + tup(text('x')) +
         pickle.NEWOBJ,
+        "state dict _metadata that makes load_state_dict assign the file's "
+        'tensors': build(
+            call(glob('collections', 'OrderedDict')),
+            dct((text('_metadata'),
+                 dct((text(''),
+                      dct((text('assign_to_params_buffers'), TRUE))))))),
         'getattr HistoryBuffer.__init__': _statistic('__init__'),
         'getattr HistoryBuffer.__getattribute__': _statistic(
             '__getattribute__'),
@@ -264,6 +272,13 @@ def pickle_attacks(marker):
                                          integer(4)) + pickle.BINPERSID,
         'storage larger than its record': _tensor(
             storage=_storage(key='999', numel=10**9)),
+        'tensor of a complex dtype (NaN not seen by the checks)': _tensor(
+            storage=_storage(key='999', numel=1, kind='ComplexDoubleStorage'),
+            size=(1, )),
+        'tensor of a quantized dtype': _tensor(
+            storage=_storage(key='999', numel=16, kind='QUInt8Storage')),
+        'tensor size of huge ints (CPU before any check)': _tensor(
+            size=(2**4000, ) * 64, stride=(1, ) * 64),
         'persistent id that is no storage': tup(text('module'),
                                                 glob('os', 'system')) +
         pickle.BINPERSID,
@@ -298,6 +313,8 @@ def pickle_attacks(marker):
         'array shorter than its shape': _array('f8', (10**9, ),
                                                raw(b'\0' * 8)),
         'array with a negative shape': _array('f8', (-1, ), raw(b'')),
+        'array shape of huge ints (CPU before any check)': _array(
+            'f8', (2**4000, ) * 64, raw(b'')),
         'array whose dtype is a string': build(
             call(glob('numpy._core.multiarray', '_reconstruct'),
                  glob('numpy', 'ndarray'), tup(integer(0)), raw(b'b')),
@@ -347,6 +364,15 @@ def pickle_attacks(marker):
         'Counter with counts that are not ints': call(
             glob('collections', 'Counter'), dct((text('a'), text('b')))),
         'memo key of a missing object': get(123456),
+        'dict keys chosen to collide': dct(*[(integer(k * (2**61 - 1)),
+                                              NONE) for k in range(1, 4)]),
+        'dict keys that are floats': dct((pickle.BINFLOAT +
+                                          struct.pack('>d', 0.5), NONE)),
+        'set of colliding ints': glob('builtins', 'set') + tup(lst(*[
+            integer(k * (2**61 - 1)) for k in range(1, 4)])) + pickle.REDUCE,
+        'DICT opcode with colliding keys': pickle.MARK + b''.join(
+            integer(k * (2**61 - 1)) + NONE for k in range(1, 4)) +
+        pickle.DICT,
     }
     return attacks
 
