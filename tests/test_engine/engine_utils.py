@@ -1,4 +1,18 @@
-"""Helpers of the engine tests: the data loaders of a tiny Runner."""
+"""Helpers of the engine tests: a toy model and the data loaders of a tiny
+Runner."""
+import torch
+from mmengine.model import BaseModel
+
+
+class ToyRegression(BaseModel):
+    """A linear regression that MMEngine's Runner can train."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(2, 1)
+
+    def forward(self, x, y, mode='loss'):
+        return dict(loss=((self.linear(x) - y)**2).mean())
 
 
 def cifar_loaders(data_root, batch_size):

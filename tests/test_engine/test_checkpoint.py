@@ -111,24 +111,14 @@ def test_import_weakens_no_other_loading(tmp_path):
 def test_real_runner_checkpoints_need_only_the_table(tmp_path):
     """What MMEngine's Runner saves (optimizer, schedulers, message hub):
     every global it names is in the checkpoint unpickler's table."""
-    from mmrevode.fileio.checkpoint_pickle import Unpickler
+    from engine_utils import ToyRegression
     from mmengine.runner import Runner
     from torch.utils.data import TensorDataset
 
-    from mmengine.model import BaseModel
-
-    class Toy(BaseModel):
-
-        def __init__(self):
-            super().__init__()
-            self.linear = torch.nn.Linear(2, 1)
-
-        def forward(self, x, y, mode='loss'):
-            return dict(loss=((self.linear(x) - y)**2).mean())
-
+    from mmrevode.fileio.checkpoint_pickle import Unpickler
     data = TensorDataset(torch.randn(8, 2), torch.randn(8, 1))
     runner = Runner(
-        model=Toy(),
+        model=ToyRegression(),
         work_dir=str(tmp_path),
         train_dataloader=dict(
             dataset=data,

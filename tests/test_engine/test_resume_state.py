@@ -4,7 +4,7 @@ import copy
 
 import pytest
 import torch
-from mmengine.model import BaseModel
+from engine_utils import ToyRegression
 from mmengine.optim.scheduler import MultiStepLR, StepLR
 from mmengine.runner import Runner
 from torch.utils.data import TensorDataset
@@ -71,19 +71,9 @@ def test_optimizer_states_that_do_not_fit(change, phrase):
         check_optimizer_state(optimizer, state)
 
 
-class Toy(BaseModel):
-
-    def __init__(self):
-        super().__init__()
-        self.linear = torch.nn.Linear(2, 1)
-
-    def forward(self, x, y, mode='loss'):
-        return dict(loss=((self.linear(x) - y)**2).mean())
-
-
 def _runner(work_dir, **kwargs):
     return Runner(
-        model=Toy(),
+        model=ToyRegression(),
         work_dir=str(work_dir),
         train_dataloader=dict(
             dataset=TensorDataset(torch.randn(8, 2), torch.randn(8, 1)),
