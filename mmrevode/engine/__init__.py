@@ -2,8 +2,8 @@
 
 Importing this package registers the local checkpoint loader (weights only,
 with an allowlist), the ``'atomic_local'`` file backend, the hooks
-:class:`SafeCheckpointHook`, :class:`DivergenceHook`, :class:`EpochSeedHook`
-and :class:`ModelCompileHook`, and the data-loader ``worker_init_fn``
+:class:`SafeCheckpointHook`, :class:`DivergenceHook`, :class:`EpochSeedHook`,
+:class:`ModelCompileHook` and :class:`ResumeOptionsHook`, and the data-loader ``worker_init_fn``
 ``'seed_worker_by_epoch'``.
 """
 from .checkpoint import (CHECKPOINT_SAFE_GLOBALS, AtomicLocalBackend,
@@ -16,15 +16,17 @@ from .dist import setup_distributed
 from .hooks import (CheckpointMismatchError, DivergenceError, DivergenceHook,
                     EpochSeedHook, SafeCheckpointHook, check_checkpoint_fits,
                     checkpoint_mismatches, seed_worker_by_epoch)
+from .resume import ResumeError, ResumeOptionsHook, plan_resume_options
+from .run_info import RUN_INFO_FILE, RunInfo
 
 __all__ = [
     'AtomicLocalBackend', 'CHECKPOINT_SAFE_GLOBALS', 'CheckpointError',
     'CheckpointMismatchError', 'CheckpointNotFoundError',
     'CorruptCheckpointError', 'DivergenceError', 'DivergenceHook',
-    'EpochSeedHook', 'ModelCompileHook', 'SafeCheckpointHook',
+    'EpochSeedHook', 'ModelCompileHook', 'RUN_INFO_FILE', 'ResumeError',
+    'ResumeOptionsHook', 'RunInfo', 'SafeCheckpointHook',
     'UnsafeCheckpointError', 'compile_model', 'use_compile_hook',
     'atomic_write', 'check_checkpoint_fits', 'checkpoint_mismatches',
-    'find_resume_checkpoint',
-    'load_from_local', 'seed_worker_by_epoch', 'setup_distributed',
-    'trust_checkpoints'
+    'find_resume_checkpoint', 'load_from_local', 'plan_resume_options',
+    'seed_worker_by_epoch', 'setup_distributed', 'trust_checkpoints'
 ]

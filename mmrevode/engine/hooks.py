@@ -45,6 +45,22 @@ def _newest_checkpoint(runner) -> str:
             if path else 'No checkpoint was saved before.')
 
 
+def _remedy(runner) -> str:
+    """The command-line options that continue with a lower learning rate."""
+    path = runner.message_hub.get_info('last_ckpt')
+    optimizer = (runner.cfg.get('optim_wrapper', None) or {}).get(
+        'optimizer', None) or {}
+    base = optimizer.get('lr') if isinstance(optimizer, dict) else None
+    below = f', LR below the base learning rate {base:g}' if isinstance(
+        base, (int, float)) else ''
+    option = f'--cfg-options optim_wrapper.optimizer.lr=LR{below}'
+    if not path:
+        return f'Train again with a lower learning rate ({option})'
+    return (f'Resume from it with a lower learning rate (--resume {path} '
+            f'{option}: the new base value, over the checkpoint\'s; its '
+            'schedule goes on from there)')
+
+
 def _unwrap(model):
     return model.module if is_model_wrapper(model) else model
 
@@ -446,10 +462,9 @@ class DivergenceHook(Hook):
                   if self.action == 'skip' else 'training diverged')
         raise DivergenceError(
             f'Stopped at {where}: {values} ({reason}; {applied}). '
-            f'{_newest_checkpoint(runner)} Resume from it with a lower '
-            'learning rate (--resume PATH --cfg-options '
-            'optim_wrapper.optimizer.lr=...), or skip such steps with '
-            "custom_hooks=[dict(type='DivergenceHook', action='skip')].")
+            f'{_newest_checkpoint(runner)} {_remedy(runner)}, or skip such '
+            "steps with custom_hooks=[dict(type='DivergenceHook', "
+            "action='skip')].")
 
 
 @FUNCTIONS.register_module()
