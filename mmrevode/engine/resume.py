@@ -26,6 +26,8 @@ schedule continues from where it was. With ``lr=0.01`` over a checkpoint of
 base lr 0.1 that has been divided by 10 once, the run continues at 0.001.
 Other hyper-parameters (``weight_decay``, ``nesterov``, ``eps``, ...) are
 set to the new value (times the group's multiplier of ``paramwise_cfg``).
+A scheduler without an ``end`` of its own ends with the training; when the
+length of training differs from the checkpoint's, it follows the new one.
 """
 from collections import Counter
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -50,9 +52,9 @@ PARAMWISE_KEYS = ('lr', 'weight_decay')
 NOT_HYPER_PARAMETERS = ('params', )
 
 
-def _new_run(reason: str) -> str:
-    return (f'{reason} Start a new run instead (without --resume, or with '
-            'load_from=PATH to start from its weights).')
+#: How to go on when a resumed run cannot take an option.
+NEW_RUN = ('Start a new run instead (without --resume, or with '
+           'load_from=PATH to start from its weights).')
 
 
 def plan_resume_options(options: Optional[dict], cfg,
@@ -96,16 +98,16 @@ def plan_resume_options(options: Optional[dict], cfg,
                     f'--cfg-options randomness.seed={value} with --resume: '
                     f'the checkpoint {path} was trained with seed '
                     f'{checkpoint_seed}, and a resumed run keeps it (so that '
-                    'it matches an uninterrupted run). ' +
-                    _new_run(f'Drop the option to resume, or train seed '
-                             f'{value} from the start.'))
+                    'it matches an uninterrupted run). Drop the option to '
+                    f'resume; to train seed {value}, start a new run (without '
+                    '--resume).')
             continue
         if parts[0] == 'optim_wrapper' and 'optimizer' in parts[2:] or \
                 parts[0] == 'param_scheduler' and per_optimizer:
             raise ResumeError(
                 f'--cfg-options {key} with --resume: optimizer and scheduler '
                 'settings are applied to a resumed run with one optimizer '
-                'only. ' + _new_run(''))
+                'only. ' + NEW_RUN)
         if parts[:2] == ['optim_wrapper', 'optimizer'] or \
                 key == 'optim_wrapper':
             if len(parts) <= 2:
@@ -116,7 +118,7 @@ def plan_resume_options(options: Optional[dict], cfg,
                     f'--cfg-options {key}={value} with --resume: the '
                     f'checkpoint {path} holds the state of the optimizer it '
                     'was trained with, which another optimizer cannot '
-                    'continue. ' + _new_run(''))
+                    'continue. ' + NEW_RUN)
             else:
                 plan['optimizer'][parts[2]] = value
                 plan['sources'][parts[2]] = key
@@ -167,14 +169,15 @@ def _scheduler_entry(key: str, parts: List[str], value,
             f'--cfg-options {key} with --resume: a resumed run takes the '
             "schedulers' arguments one by one (e.g. param_scheduler"
             f'{".0" if scheduler_is_list else ""}.milestones=[80,120]), not '
-            'a whole scheduler. ' + _new_run('To replace the schedule,'))
+            'a whole scheduler. To replace the schedule, start a new run '
+            '(without --resume, or with load_from=PATH to start from its '
+            'weights).')
     name = rest[0]
     if name in FIXED_SCHEDULER_KEYS:
         raise ResumeError(
             f'--cfg-options {key}={value} with --resume: {name!r} decides '
             'which scheduler it is and how it counts its steps, which the '
-            'steps counted in the checkpoint would contradict. ' +
-            _new_run(''))
+            'steps counted in the checkpoint would contradict. ' + NEW_RUN)
     return [index, name, value, key]
 
 
@@ -214,10 +217,12 @@ class ResumeOptionsHook(Hook):
       entry) is the new base value, and the current value, ``initial_*``
       and the schedulers' ``base_values`` are scaled by new base / old base;
     - a scheduler argument named in ``schedulers`` takes the value of the
-      freshly built scheduler; so do the ``end`` (and a cosine's ``T_max``)
-      of a scheduler that names none, when ``train_cfg.max_epochs`` (or
-      ``max_iters``) is given: MMEngine ends such a scheduler with the
-      training, and the checkpoint's state would keep the old length;
+      freshly built scheduler; so does the ``end`` of a scheduler that
+      names none when the length of training differs from the
+      checkpoint's (MMEngine ends such a scheduler with the training, and
+      the checkpoint's state would keep the old length): the steps that
+      the old end skipped are replayed for milestone and step schedules,
+      and a cosine whose ``T_max`` follows the length is refused;
     - with ``loss_scale``, the checkpoint's loss-scaler state is dropped, so
       the configured scale is used.
 
@@ -258,7 +263,7 @@ class ResumeOptionsHook(Hook):
                     'Optimizer settings in --cfg-options with --resume are '
                     'applied for one optimizer only; this model has '
                     f'{len(wrapper)} ({", ".join(wrapper.keys())}). ' +
-                    _new_run(''))
+                    NEW_RUN)
             if self.optimizer:
                 factors = self._apply_optimizer(wrapper, state)
                 self._scale_schedulers(
@@ -303,8 +308,7 @@ class ResumeOptionsHook(Hook):
                 f'{len(saved)} parameter groups with other settings than '
                 f'the optimizer of the config ({len(fresh)} groups): it was '
                 'made by another optimizer or paramwise_cfg, which '
-                '--cfg-options cannot change in a resumed run. ' +
-                _new_run(''))
+                '--cfg-options cannot change in a resumed run. ' + NEW_RUN)
         factors = {}
         for key in self._keys(fresh):
             if any(key not in f or key not in s
@@ -389,7 +393,7 @@ class ResumeOptionsHook(Hook):
         if isinstance(fresh_schedulers, dict) or isinstance(states, dict):
             raise ResumeError(
                 'Scheduler settings in --cfg-options with --resume are '
-                'applied for one optimizer only. ' + _new_run(''))
+                'applied for one optimizer only. ' + NEW_RUN)
         fresh_schedulers = list(fresh_schedulers or [])
         for index, name, _, source, *derived in self.schedulers:
             follows_training = bool(derived and derived[0])
@@ -399,7 +403,7 @@ class ResumeOptionsHook(Hook):
                 raise ResumeError(
                     f'--cfg-options {source} with --resume: the checkpoint '
                     f'has {len(states)} parameter schedulers, the config '
-                    f'{len(fresh_schedulers)}. ' + _new_run(''))
+                    f'{len(fresh_schedulers)}. ' + NEW_RUN)
             scheduler = fresh_schedulers[index]
             fresh, state = scheduler.state_dict(), states[index]
             if name not in fresh or name not in state:
@@ -408,7 +412,7 @@ class ResumeOptionsHook(Hook):
                 raise ResumeError(
                     f'--cfg-options {source} with --resume: '
                     f'{type(scheduler).__name__} keeps no {name!r} of its '
-                    'own that a resumed run could replace. ' + _new_run(''))
+                    'own that a resumed run could replace. ' + NEW_RUN)
             old = state[name]
             if old == fresh[name]:
                 continue
@@ -443,7 +447,7 @@ class ResumeOptionsHook(Hook):
                 f"checkpoint's, and {kind} stretches its curve over it "
                 f'(T_max {_show(state[name])} -> {_show(fresh[name])}), which '
                 'a resumed run cannot do mid-curve. Keep the length, or give '
-                'the scheduler its own T_max and end. ' + _new_run(''))
+                'the scheduler its own T_max and end. ' + NEW_RUN)
         begin, old_end, new_end = state['begin'], state['end'], fresh['end']
         done = state.get('_global_step', 0)
         skipped = sum(1 for g in range(1, done + 1)
@@ -464,7 +468,7 @@ class ResumeOptionsHook(Hook):
                 f"checkpoint's; {kind}, which ends with the training, had "
                 f'reached its old end {old_end} and skipped {skipped} steps '
                 'that a resumed run cannot replay. Give the scheduler its '
-                'own end, or keep the length. ' + _new_run(''))
+                'own end, or keep the length. ' + NEW_RUN)
         state['last_step'] += skipped
         if factor == 1:
             return
@@ -476,7 +480,8 @@ class ResumeOptionsHook(Hook):
             if _number(group.get(key)):
                 group[key] = group[key] * factor
         state['_last_value'] = [
-            v * factor if _number(v) else v for v in state['_last_value']
+            v * factor if _number(v) else v
+            for v in state.get('_last_value', [])
         ]
         self._log(f'{kind} replayed {skipped} step(s) that the old end '
                   f'{old_end} had skipped: {key} times {_show(factor)}')
