@@ -458,15 +458,14 @@ def train(cfg: Config,
     (:func:`resolve_resume`); the main process records the start and how it
     ended in ``run_info.json`` (:class:`~mmrevode.engine.run_info.RunInfo`).
     """
-    main = is_main_launch()
-    lock = WorkDirLock(cfg.work_dir) if main else None
+    lock = WorkDirLock(cfg.work_dir) if is_main_launch() else None
     if lock is not None:
         lock.acquire()
     try:
         resumed_from = resolve_resume(cfg, resume, cfg_options)
         runner = build_runner(cfg)
         record = RunInfo(runner, cfg_options, resumed_from).start() \
-            if main else None
+            if runner.rank == 0 else None
         try:
             runner.train()
         except DivergenceError as e:
@@ -496,9 +495,18 @@ def build_runner(cfg: Config) -> Runner:
     return RUNNERS.build(cfg)
 
 
+#: Where the launchers put a process's rank before MMEngine sets ``RANK``
+#: (torchrun sets ``RANK`` itself; Slurm and MPI their own variables).
+RANK_VARIABLES = ('RANK', 'SLURM_PROCID', 'OMPI_COMM_WORLD_RANK', 'PMI_RANK')
+
+
 def is_main_launch() -> bool:
-    """Whether this process is rank 0 of its launch (or not distributed)."""
-    return int(os.environ.get('RANK', '0')) == 0
+    """Whether this process is rank 0 of its launch (or not distributed),
+    known before the Runner initialises the process group."""
+    for name in RANK_VARIABLES:
+        if os.environ.get(name, '').isdigit():
+            return int(os.environ[name]) == 0
+    return True
 
 
 def run_cli(main: Callable[[], Optional[int]]) -> int:
