@@ -46,6 +46,10 @@ class ResumeError(RuntimeError):
 #: its steps: the checkpoint's step count would not mean the same.
 FIXED_SCHEDULER_KEYS = ('type', 'by_epoch', 'convert_to_iter_based',
                         'param_name')
+#: Options that change what the best checkpoint is: the best score that
+#: the checkpoint's message hub carries would be compared by the old rule.
+BEST_KEYS = ('default_hooks.checkpoint.save_best',
+             'default_hooks.checkpoint.rule')
 #: Parameter-group keys that ``paramwise_cfg`` multiplies.
 PARAMWISE_KEYS = ('lr', 'weight_decay')
 #: Parameter-group entries that are not hyper-parameters.
@@ -81,14 +85,17 @@ def plan_resume_options(options: Optional[dict], cfg,
         (parameter-group key -> the option's value, ``'*'`` for every key),
         ``schedulers`` (``[index, name, value, option]``, and True fifth
         for the entries that follow the length of training),
-        ``loss_scale`` (drop the checkpoint's loss-scaler state) and
-        ``sources`` (the option behind each entry, for the log).
+        ``loss_scale`` (drop the checkpoint's loss-scaler state),
+        ``reset_best`` (the option that changes what the best checkpoint
+        is, if any) and ``sources`` (the option behind each entry, for the
+        log).
 
     Raises:
         ResumeError: An option that a resumed run cannot take.
     """
     scheduler_is_list, per_optimizer = scheduler_layout(cfg)
-    plan = dict(optimizer={}, schedulers=[], loss_scale=False, sources={})
+    plan = dict(optimizer={}, schedulers=[], loss_scale=False,
+                reset_best=None, sources={})
     for raw_key, value in (options or {}).items():
         key = raw_key.lstrip('+')
         parts = key.split('.')
@@ -132,6 +139,8 @@ def plan_resume_options(options: Optional[dict], cfg,
         elif parts[0] == 'param_scheduler':
             plan['schedulers'].append(
                 _scheduler_entry(key, parts, value, scheduler_is_list))
+        elif key in BEST_KEYS:
+            plan['reset_best'] = key
     if not per_optimizer:
         train_cfg = cfg.get('train_cfg') or {}
         length = next((f'train_cfg.{k}={train_cfg[k]}'
@@ -224,7 +233,11 @@ class ResumeOptionsHook(Hook):
       the old end skipped are replayed for milestone and step schedules,
       and a cosine whose ``T_max`` follows the length is refused;
     - with ``loss_scale``, the checkpoint's loss-scaler state is dropped, so
-      the configured scale is used.
+      the configured scale is used;
+    - with ``reset_best`` (``save_best`` or ``rule`` of the checkpoint hook
+      changed), the best score and best checkpoint recorded in the
+      checkpoint's message hub are dropped: the best is found afresh by the
+      new metric or rule.
 
     Every replacement is logged, e.g. ``lr 0.1 from the checkpoint replaced
     by 0.01 from --cfg-options``.
@@ -238,6 +251,8 @@ class ResumeOptionsHook(Hook):
             length of training (skipped where the scheduler has none).
             Defaults to None.
         loss_scale (bool): Drop the loss-scaler state. Defaults to False.
+        reset_best (str, optional): The option that changed ``save_best``
+            or ``rule``. Defaults to None.
         sources (dict): The option behind each key, for the log. Defaults to
             None.
     """
@@ -248,10 +263,12 @@ class ResumeOptionsHook(Hook):
                  optimizer: Optional[dict] = None,
                  schedulers: Optional[Sequence[Sequence]] = None,
                  loss_scale: bool = False,
+                 reset_best: Optional[str] = None,
                  sources: Optional[dict] = None):
         self.optimizer = dict(optimizer or {})
         self.schedulers = [list(s) for s in schedulers or []]
         self.loss_scale = loss_scale
+        self.reset_best = reset_best
         self.sources = dict(sources or {})
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
@@ -275,6 +292,20 @@ class ResumeOptionsHook(Hook):
                           f'({self.sources.get("loss_scale")})')
         if self.schedulers and checkpoint.get('param_schedulers'):
             self._apply_schedulers(runner.param_schedulers, checkpoint)
+        if self.reset_best:
+            self._reset_best(checkpoint)
+
+    def _reset_best(self, checkpoint: dict) -> None:
+        info = (checkpoint.get('message_hub') or {}).get('runtime_info')
+        if not isinstance(info, dict):
+            return
+        dropped = {k: info.pop(k) for k in list(info)
+                   if k.startswith(('best_score', 'best_ckpt'))}
+        if dropped:
+            shown = ', '.join(f'{k} {_show(v)}' for k, v in dropped.items())
+            self._log(f'{shown} from the checkpoint dropped for '
+                      f'--cfg-options {self.reset_best}: the best is found '
+                      'afresh')
 
     @staticmethod
     def _log(message: str) -> None:
@@ -490,14 +521,10 @@ class ResumeOptionsHook(Hook):
 def resume_hook_config(plan: dict) -> Optional[dict]:
     """The ``custom_hooks`` entry of a :func:`plan_resume_options` plan, or
     None when it has nothing to apply."""
-    if not (plan['optimizer'] or plan['schedulers'] or plan['loss_scale']):
+    if not (plan['optimizer'] or plan['schedulers'] or plan['loss_scale']
+            or plan['reset_best']):
         return None
-    return dict(
-        type='ResumeOptionsHook',
-        optimizer=plan['optimizer'],
-        schedulers=plan['schedulers'],
-        loss_scale=plan['loss_scale'],
-        sources=plan['sources'])
+    return dict(type='ResumeOptionsHook', **plan)
 
 
 def scheduler_layout(cfg) -> Tuple[bool, bool]:

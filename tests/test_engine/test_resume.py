@@ -19,6 +19,7 @@ from mmengine.runner import Runner
 import mmrevode  # noqa: F401
 from mmrevode.datasets import write_cifar10
 from mmrevode.engine import ResumeError, plan_resume_options
+from mmrevode.engine.resume import resume_hook_config
 from mmrevode.engine.launcher import resolve_resume
 
 
@@ -96,11 +97,9 @@ def _resume(tmp_path, data_root, checkpoint, options=(), **kwargs):
     cfg = Config(dict(param_scheduler=dict(type='MultiStepLR'),
                       train_cfg=dict(max_epochs=3)))
     plan = plan_resume_options(dict(options), cfg, 0, str(checkpoint))
-    if plan['optimizer'] or plan['schedulers'] or plan['loss_scale']:
-        hooks.append(dict(type='ResumeOptionsHook', **{
-            k: plan[k]
-            for k in ('optimizer', 'schedulers', 'loss_scale', 'sources')
-        }))
+    hook = resume_hook_config(plan)
+    if hook is not None:
+        hooks.append(hook)
     runner = _runner(tmp_path, data_root, max_epochs=3, hooks=hooks,
                      resume=True, load_from=str(checkpoint), **kwargs)
     messages = []
@@ -323,3 +322,17 @@ def test_longer_training_refused_where_it_cannot_be_exact(
     with pytest.raises(ResumeError, match=message) as info:
         _hook('end', 'T_max').after_load_checkpoint(runner, checkpoint)
     assert 'train_cfg.max_epochs=3' in str(info.value)
+
+
+def test_new_best_rule_drops_the_recorded_best():
+    from mmrevode.engine import ResumeOptionsHook
+    plan = plan_resume_options(
+        {'default_hooks.checkpoint.rule': 'less'}, Config(dict()), 0, 'x')
+    assert plan['reset_best'] == 'default_hooks.checkpoint.rule'
+    checkpoint = dict(message_hub=dict(runtime_info=dict(
+        best_score=93.5, best_ckpt='w/best_accuracy_top1_epoch_3.pth',
+        keep_ckpt_ids=[3])))
+    ResumeOptionsHook(reset_best=plan['reset_best']).after_load_checkpoint(
+        None, checkpoint)
+    assert checkpoint['message_hub']['runtime_info'] == dict(
+        keep_ckpt_ids=[3])
