@@ -60,7 +60,8 @@ def merge_args(cfg, args):
 def main(argv=None):
     args = launcher.parse_args(build_parser(), argv)
     return launcher.run_cli(lambda: launcher.train(
-        merge_args(launcher.load_config(args.config), args), args.resume))
+        merge_args(launcher.load_config(args.config), args), args.resume,
+        args.cfg_options))
 
 
 if __name__ == '__main__':

@@ -150,27 +150,56 @@ class STL10(BaseDataset):
                 f'STL-10: {path} holds labels outside 1..{num_classes}.')
         return labels
 
+    @staticmethod
+    def _text_lines(path: str) -> List[str]:
+        """The lines of a text file of the release, decoded as UTF-8."""
+        with open(path, 'rb') as f:
+            raw = f.read().splitlines()
+        lines = []
+        for number, line in enumerate(raw, 1):
+            try:
+                lines.append(line.decode('utf-8'))
+            except UnicodeDecodeError as e:
+                raise DatasetError(
+                    f'STL-10: {path}, line {number}: byte '
+                    f'0x{line[e.start]:02x} at column {e.start + 1} is not '
+                    'UTF-8 text: the file is corrupt or not the release\'s; '
+                    'restore it from the archive.') from None
+        return lines
+
     def _read_folds(self, num_images: int) -> List[np.ndarray]:
         path = osp.join(self.folder, 'fold_indices.txt')
-        with open(path) as f:
-            folds = [
-                np.array(line.split(), dtype=np.int64) for line in f
-                if line.strip()
-            ]
-        if len(folds) != self.num_folds or any(
-                len(fold) and (fold.min() < 0 or fold.max() >= num_images)
-                for fold in folds):
+        folds = []
+        for number, line in enumerate(self._text_lines(path), 1):
+            tokens = line.split()
+            if not tokens:
+                continue
+            bad = next((t for t in tokens
+                        if not (t.isascii() and t.isdigit())), None)
+            if bad is not None:
+                raise DatasetError(
+                    f'STL-10: {path}, line {number}: {bad!r} is not an '
+                    'image index (digits 0-9 only): the file is corrupt '
+                    "or not the release's; restore it from the archive.")
+            outside = next((t for t in tokens if int(t) >= num_images), None)
+            if outside is not None:
+                raise DatasetError(
+                    f'STL-10: {path}, line {number}: index {outside} is '
+                    f'outside the {num_images} training images (0 to '
+                    f'{num_images - 1}).')
+            folds.append(np.array([int(t) for t in tokens], dtype=np.int64))
+        if len(folds) != self.num_folds:
             raise DatasetError(
-                f'STL-10: {path} must hold {self.num_folds} lines of indices '
-                f'in [0, {num_images - 1}].')
+                f'STL-10: {path} holds {len(folds)} lines of indices, not '
+                f'the {self.num_folds} folds of the release.')
         return folds
 
     def _read_class_names(self) -> None:
         path = osp.join(self.folder, 'class_names.txt')
         if self._user_classes or not osp.isfile(path):
             return
-        with open(path) as f:
-            names = tuple(line.strip() for line in f if line.strip())
+        names = tuple(
+            line.strip() for line in self._text_lines(path) if line.strip())
         if names:
             self._metainfo['classes'] = names
 

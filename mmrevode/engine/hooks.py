@@ -47,6 +47,22 @@ def _newest_checkpoint(runner) -> str:
             if path else 'No checkpoint was saved before.')
 
 
+def _remedy(runner) -> str:
+    """The command-line options that continue with a lower learning rate."""
+    path = runner.message_hub.get_info('last_ckpt')
+    optimizer = (runner.cfg.get('optim_wrapper', None) or {}).get(
+        'optimizer', None) or {}
+    base = optimizer.get('lr') if isinstance(optimizer, dict) else None
+    below = f', LR below the base learning rate {base:g}' if isinstance(
+        base, (int, float)) else ''
+    option = f'--cfg-options optim_wrapper.optimizer.lr=LR{below}'
+    if not path:
+        return f'Train again with a lower learning rate ({option})'
+    return (f'Resume from it with a lower learning rate (--resume {path} '
+            f'{option}: the new base value, over the checkpoint\'s; its '
+            'schedule goes on from there)')
+
+
 def _unwrap(model):
     return model.module if is_model_wrapper(model) else model
 
@@ -173,6 +189,15 @@ def _listing(items: List[str], limit: int = 5) -> str:
                     if len(items) > limit else '')
 
 
+def _step_pattern(template: str) -> Optional['re.Pattern']:
+    """A pattern of the names ``template.format(step)``, the step its group;
+    None unless the template has exactly one ``{}``."""
+    if template.count('{}') != 1 or template.count('{') != 1:
+        return None
+    head, tail = template.split('{}')
+    return re.compile(re.escape(head) + r'(\d+)' + re.escape(tail))
+
+
 class _DeferredRemovals:
     """Stands in for a file backend, holding back ``remove``/``rmtree``."""
 
@@ -225,6 +250,12 @@ class SafeCheckpointHook(CheckpointHook):
       checkpoint restores against those the config built
       (:func:`~mmrevode.engine.resume_state.check_resume_state`): MMEngine
       would copy any attribute the file names into the schedulers;
+    - when a run is resumed, removes (main process only, in the output
+      folder only, files of its own naming only) the checkpoints that a
+      killed run left outside the rotation: ``epoch_N.pth`` / ``iter_N.pth``
+      older than the resumed step that ``max_keep_ckpts`` no longer keeps,
+      and ``best_*`` files other than the current best; never the
+      checkpoint resumed from; what it removes is logged;
     - checks every checkpoint loaded by ``load_from`` or ``resume`` (and so
       by ``tools/test.py``): a backbone trained as another network (its
       recorded definition differs, e.g. another ``h``) raises
@@ -290,6 +321,8 @@ class SafeCheckpointHook(CheckpointHook):
         super().before_train(runner)
         if local and is_main_process():
             self._remove_stale_temporaries()
+            if runner.iter > 0:  # resumed
+                self._remove_orphans(runner)
         # paths recorded in a work directory that has since been moved
         self.last_ckpt = self._in_out_dir(getattr(self, 'last_ckpt', None))
         if getattr(self, 'best_ckpt_path', None):
@@ -308,6 +341,92 @@ class SafeCheckpointHook(CheckpointHook):
             found = re.fullmatch(r'\..+\.(\d+)\.tmp', osp.basename(path))
             if found and not _pid_alive(int(found.group(1))):
                 os.remove(path)
+
+    def _remove_orphans(self, runner) -> None:
+        """Remove what a killed run left beyond the rotation, on resume.
+
+        A run killed between writing a new checkpoint and deleting the one
+        that falls out of ``max_keep_ckpts`` (or the previous best) leaves
+        a file that the rotation never deletes: the resumed run's record of
+        kept checkpoints (``keep_ckpt_ids``, ``best_ckpt`` in the message
+        hub) no longer names it; so does a best checkpoint saved after the
+        checkpoint a run is resumed from. Removed here, in the output folder
+        only, and only files of this hook's naming (``filename_tmpl``,
+        ``best_<metric>_<filename_tmpl>``): regular checkpoints older than
+        the resumed step that are not among the kept ones, and best
+        checkpoints other than the current best of the message hub. Never
+        the checkpoint resumed from, nor regular checkpoints of later steps
+        (left by a run resumed from an earlier checkpoint; saving that step
+        again replaces them and puts them back in the rotation).
+        """
+        pattern = _step_pattern(self.filename_tmpl)
+        if pattern is None or not osp.isdir(self.out_dir):
+            return
+        step = runner.epoch if self.by_epoch else runner.iter
+        hub = runner.message_hub.runtime_info
+        protected = {
+            osp.realpath(p)
+            for p in (getattr(runner, '_load_from', None),
+                      hub.get('last_ckpt'), self.last_ckpt) if p
+        }
+        keep = set(self.keep_ckpt_ids) if self.max_keep_ckpts > 0 and \
+            'keep_ckpt_ids' in hub else None
+        best = self._best_patterns(hub)
+        removed, later = [], []
+        for name in sorted(os.listdir(self.out_dir)):
+            path = osp.join(self.out_dir, name)
+            if not osp.isfile(path) or osp.realpath(path) in protected:
+                continue
+            found = pattern.fullmatch(name)
+            if found and keep is not None:
+                if int(found.group(1)) > step:
+                    later.append(name)
+                elif int(found.group(1)) < step and \
+                        int(found.group(1)) not in keep:
+                    removed.append(name)
+                continue
+            if any(pattern.fullmatch(name) and osp.realpath(path) != current
+                   for pattern, current in best):
+                removed.append(name)
+        for name in removed:
+            os.remove(osp.join(self.out_dir, name))
+        if removed:
+            rules = [f'max_keep_ckpts={self.max_keep_ckpts}']
+            if self.save_best:
+                rules.append(f'best by {", ".join(self.key_indicators)}')
+            runner.logger.info(
+                f'Removed {len(removed)} checkpoint(s) that a stopped run '
+                f'left outside the rotation ({", ".join(rules)}): '
+                f'{", ".join(removed)}.')
+        if later:
+            runner.logger.info(
+                f'Left {", ".join(later)} in {self.out_dir}: newer than the '
+                f'resumed step {step}; saving that step again replaces it.')
+
+    def _best_patterns(self, hub: dict) -> List[tuple]:
+        """``(pattern, current best path)`` per metric of ``save_best``."""
+        if not self.save_best:
+            return []
+        template = f'best_{{}}_{self.filename_tmpl}'
+        patterns = []
+        for key in self.key_indicators:
+            current = hub.get('best_ckpt' if len(self.key_indicators) == 1
+                              else f'best_ckpt_{key}')
+            if key == 'auto':
+                # the metric is known once a best checkpoint was saved
+                found = re.fullmatch(
+                    r'best_(.+)_' + _step_pattern(
+                        self.filename_tmpl).pattern, osp.basename(
+                            current)) if current else None
+                if found is None:
+                    continue
+                key = found.group(1)
+            name = template.replace('{}', key.replace('/', '_'), 1)
+            pattern = _step_pattern(name)
+            if pattern is not None:
+                patterns.append((pattern, osp.realpath(
+                    self._in_out_dir(current)) if current else None))
+        return patterns
 
     def _check_finite(self, runner) -> None:
         model = _unwrap(runner.model)
@@ -508,10 +627,9 @@ class DivergenceHook(Hook):
                   if self.action == 'skip' else 'training diverged')
         raise DivergenceError(
             f'Stopped at {where}: {values} ({reason}; {applied}). '
-            f'{_newest_checkpoint(runner)} Resume from it with a lower '
-            'learning rate (--resume PATH --cfg-options '
-            'optim_wrapper.optimizer.lr=...), or skip such steps with '
-            "custom_hooks=[dict(type='DivergenceHook', action='skip')].")
+            f'{_newest_checkpoint(runner)} {_remedy(runner)}, or skip such '
+            "steps with custom_hooks=[dict(type='DivergenceHook', "
+            "action='skip')].")
 
 
 @FUNCTIONS.register_module()

@@ -35,11 +35,14 @@ from mmengine.runner import Runner
 from torch.utils.data import DataLoader
 
 from ..datasets import DatasetError
-from .checkpoint import (CheckpointError, find_resume_checkpoint,
-                         load_from_local, trust_checkpoints)
+from .checkpoint import (CheckpointError, CorruptCheckpointError,
+                         find_resume_checkpoint, load_from_local,
+                         trust_checkpoints)
 from .compile import use_compile_hook
 from .dist import setup_distributed
 from .hooks import DivergenceError
+from .resume import ResumeError, plan_resume_options, resume_hook_config
+from .run_info import RunInfo
 
 
 class LaunchError(RuntimeError):
@@ -51,7 +54,8 @@ class WorkDirBusyError(LaunchError):
 
 
 #: Errors that :func:`run_cli` prints without a traceback.
-USER_ERRORS = (LaunchError, DatasetError, CheckpointError, DivergenceError)
+USER_ERRORS = (LaunchError, DatasetError, CheckpointError, DivergenceError,
+               ResumeError)
 
 #: Top-level keys that MMEngine's Runner reads besides its arguments.
 RUNNER_KEYS = ('compile', 'runner_type', 'model_wrapper_cfg',
@@ -319,29 +323,87 @@ def apply_dataloader_defaults(cfg: Config, fields: Iterable[str],
         cfg[field] = loader
 
 
-def resolve_resume(cfg: Config, resume: Optional[str]) -> None:
-    """Apply ``--resume [PATH]``: find the checkpoint and keep its seed.
+def resolve_resume(cfg: Config,
+                   resume: Optional[str],
+                   cfg_options: Optional[dict] = None) -> Optional[str]:
+    """Resolve the resume of a run, in one place: which checkpoint, which
+    seed, and what becomes of ``--cfg-options`` that the checkpoint's state
+    would override.
 
-    Without a path, the work directory's ``last_checkpoint`` is read
-    (:func:`find_resume_checkpoint`). When the config draws a random seed
-    (``randomness.seed=None``), the checkpoint's seed is used, so that the
-    data order and augmentations of the resumed epochs are those of an
-    uninterrupted run.
+    The checkpoint: ``--resume PATH``; ``--resume`` without a path, or
+    ``resume=True`` in the config (or ``--cfg-options resume=True``), the
+    work directory's ``last_checkpoint`` (:func:`find_resume_checkpoint`),
+    or ``load_from`` if the config sets it with ``resume=True``. When the
+    config draws a random seed (``randomness.seed=None``), the checkpoint's
+    seed is used, so that the data order and augmentations of the resumed
+    epochs are those of an uninterrupted run.
+
+    ``cfg_options`` that ``Runner.resume`` would silently replace by the
+    checkpoint's state are either applied over it (optimizer
+    hyper-parameters such as ``optim_wrapper.optimizer.lr``, scheduler
+    arguments such as ``param_scheduler.milestones``; through
+    :class:`~mmrevode.engine.resume.ResumeOptionsHook`, added to
+    ``custom_hooks``) or refused (a seed other than the checkpoint's,
+    another optimizer type, ...; see
+    :func:`~mmrevode.engine.resume.plan_resume_options`).
+
+    Args:
+        cfg (Config): The run's config, changed in place (``resume``,
+            ``load_from``, ``randomness.seed``, ``custom_hooks``).
+        resume (str, optional): ``--resume``: a path, ``'auto'`` (no path)
+            or None (not given).
+        cfg_options (dict, optional): The parsed ``--cfg-options``.
+
+    Returns:
+        str | None: The checkpoint resumed from, or None for a new run (or
+        ``--resume`` in a work directory that has no checkpoint yet).
+
+    Raises:
+        ResumeError: An option that a resumed run cannot take.
     """
+    if resume is None and cfg.get('resume', False):
+        resume = cfg.get('load_from', None) or 'auto'
     if resume is None:
-        return
+        return None
     path = find_resume_checkpoint(cfg.work_dir) if resume == 'auto' \
         else resume
     cfg.resume = True
     cfg.load_from = path
     if path is None:
-        return
+        return None
     randomness = cfg.setdefault('randomness', ConfigDict(seed=None))
-    if randomness.get('seed') is None:
-        meta = load_from_local(path, map_location='cpu').get('meta', {})
+    options = {k.lstrip('+'): v for k, v in (cfg_options or {}).items()}
+    meta = None
+    if randomness.get('seed') is None or 'randomness.seed' in options:
+        meta = checkpoint_meta(path)
+    if randomness.get('seed') is None and 'randomness.seed' not in options:
         seed = meta.get('seed')
         if seed is not None:
             randomness['seed'] = seed
+    plan = plan_resume_options(options, cfg,
+                               meta.get('seed') if meta else None, path)
+    hook = resume_hook_config(plan)
+    if hook is not None:
+        cfg.custom_hooks = list(cfg.get('custom_hooks', None) or []) + [hook]
+    return path
+
+
+def checkpoint_meta(path: str) -> dict:
+    """The ``meta`` dict of the checkpoint at ``path`` (read safely).
+
+    Raises:
+        CorruptCheckpointError: The checkpoint is not a dict, its ``meta`` is
+            not a dict, or its ``seed`` is not an int.
+    """
+    checkpoint = load_from_local(path, map_location='cpu')
+    meta = checkpoint.get('meta', {}) if isinstance(checkpoint, dict) \
+        else None
+    if not isinstance(meta, dict) or not (
+            meta.get('seed') is None or type(meta['seed']) is int):
+        raise CorruptCheckpointError(
+            f'The checkpoint {path} cannot be resumed: it is not a dict with '
+            'a meta dict (and an int seed) as the Runner saves it.')
+    return meta
 
 
 class WorkDirLock:
@@ -407,15 +469,38 @@ def configure(cfg: Config, args, default_scope: Optional[str] = None) -> None:
         init_default_scope(cfg.get('default_scope', default_scope))
 
 
-def train(cfg: Config, resume: Optional[str] = None) -> None:
+def train(cfg: Config,
+          resume: Optional[str] = None,
+          cfg_options: Optional[dict] = None) -> None:
     """Train ``cfg`` holding the work directory's lock (on rank 0), after
-    resolving ``--resume`` (:func:`resolve_resume`)."""
+    resolving ``--resume`` with the ``--cfg-options`` that were given
+    (:func:`resolve_resume`); the main process records the start and how it
+    ended in ``run_info.json`` (:class:`~mmrevode.engine.run_info.RunInfo`).
+    """
     lock = WorkDirLock(cfg.work_dir) if is_main_launch() else None
     if lock is not None:
         lock.acquire()
     try:
-        resolve_resume(cfg, resume)
-        build_runner(cfg).train()
+        resumed_from = resolve_resume(cfg, resume, cfg_options)
+        runner = build_runner(cfg)
+        record = RunInfo(runner, cfg_options, resumed_from).start() \
+            if runner.rank == 0 else None
+        try:
+            runner.train()
+        except DivergenceError as e:
+            if record is not None:
+                record.end('diverged', str(e))
+            raise
+        except KeyboardInterrupt:
+            if record is not None:
+                record.end('interrupted')
+            raise
+        except BaseException as e:
+            if record is not None:
+                record.end('failed', f'{type(e).__name__}: {e}')
+            raise
+        if record is not None:
+            record.end('finished')
     finally:
         if lock is not None:
             lock.release()
@@ -429,9 +514,18 @@ def build_runner(cfg: Config) -> Runner:
     return RUNNERS.build(cfg)
 
 
+#: Where the launchers put a process's rank before MMEngine sets ``RANK``
+#: (torchrun sets ``RANK`` itself; Slurm and MPI their own variables).
+RANK_VARIABLES = ('RANK', 'SLURM_PROCID', 'OMPI_COMM_WORLD_RANK', 'PMI_RANK')
+
+
 def is_main_launch() -> bool:
-    """Whether this process is rank 0 of its launch (or not distributed)."""
-    return int(os.environ.get('RANK', '0')) == 0
+    """Whether this process is rank 0 of its launch (or not distributed),
+    known before the Runner initialises the process group."""
+    for name in RANK_VARIABLES:
+        if os.environ.get(name, '').isdigit():
+            return int(os.environ[name]) == 0
+    return True
 
 
 def run_cli(main: Callable[[], Optional[int]]) -> int:

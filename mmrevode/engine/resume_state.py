@@ -23,7 +23,7 @@ class ResumeStateError(CheckpointError):
 
 
 #: Scheduler attributes that say what it drives: they must be equal.
-SCHEDULER_IDENTITY = ('param_name', 'by_epoch', 'begin', 'end')
+SCHEDULER_IDENTITY = ('param_name', 'by_epoch')
 
 
 def _kind(value: Any) -> str:
@@ -74,7 +74,8 @@ def check_scheduler_states(schedulers: Any, states: Any) -> None:
     Raises:
         ResumeStateError: Another number of schedulers, an attribute the
             scheduler does not have or of another kind, or a scheduler that
-            drives another parameter or range (:data:`SCHEDULER_IDENTITY`).
+            drives another parameter or counts otherwise
+            (:data:`SCHEDULER_IDENTITY`).
     """
     built = _schedulers(schedulers)
     loaded = _states(states, schedulers)

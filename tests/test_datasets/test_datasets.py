@@ -123,6 +123,72 @@ def test_stl10_errors(tmp_path, rng):
         STL10(data_root=str(tmp_path))
 
 
+@pytest.fixture
+def stl10_text_files(tmp_path, rng):
+    """A generated STL-10 folder; returns its ``stl10_binary`` folder."""
+    write_stl10(
+        str(tmp_path), _images(rng, 20, 96),
+        np.arange(20) % 10, _images(rng, 10, 96), np.arange(10))
+    return tmp_path / 'stl10_binary'
+
+
+def _one_line_error(data_root, **kwargs):
+    with pytest.raises(DatasetError) as info:
+        STL10(data_root=str(data_root), **kwargs)
+    message = str(info.value)
+    assert '\n' not in message
+    return message
+
+
+def test_stl10_class_names_not_utf8(stl10_text_files):
+    path = stl10_text_files / 'class_names.txt'
+    lines = path.read_bytes().splitlines()
+    lines[2] = b'ca\xff\xfer'  # latin-1 bytes, not UTF-8
+    path.write_bytes(b'\n'.join(lines) + b'\n')
+    message = _one_line_error(stl10_text_files.parent)
+    assert message.startswith(f'STL-10: {path}, line 3: byte 0xff at '
+                              'column 3 is not UTF-8 text')
+    # valid UTF-8 beyond ASCII is read
+    lines[2] = 'caf\u00e9'.encode()
+    path.write_bytes(b'\n'.join(lines) + b'\n')
+    assert STL10(data_root=str(stl10_text_files.parent)).CLASSES[2] == \
+        'caf\u00e9'
+
+
+@pytest.mark.parametrize('token', ['12x', '-1', '3.0', '\u0663'])
+def test_stl10_fold_indices_bad_token(stl10_text_files, token):
+    path = stl10_text_files / 'fold_indices.txt'
+    lines = path.read_text().splitlines()
+    lines[4] = f'4 {token} 14'
+    path.write_text('\n'.join(lines) + '\n', encoding='utf-8')
+    message = _one_line_error(stl10_text_files.parent, fold=4)
+    assert message.startswith(f'STL-10: {path}, line 5: {token!r} is not '
+                              'an image index')
+
+
+def test_stl10_fold_indices_out_of_range(stl10_text_files):
+    path = stl10_text_files / 'fold_indices.txt'
+    lines = path.read_text().splitlines()
+    good = list(lines)
+    lines[1] = '1 ' + '9' * 30  # beyond any integer type, too
+    path.write_text('\n'.join(lines) + '\n')
+    message = _one_line_error(stl10_text_files.parent, fold=1)
+    assert message == (f'STL-10: {path}, line 2: index {"9" * 30} is '
+                       'outside the 20 training images (0 to 19).')
+    path.write_text('\n'.join(good[:9]) + '\n')
+    assert _one_line_error(stl10_text_files.parent, fold=1) == (
+        f'STL-10: {path} holds 9 lines of indices, not the 10 folds of the '
+        'release.')
+
+
+def test_stl10_fold_indices_not_utf8(stl10_text_files):
+    path = stl10_text_files / 'fold_indices.txt'
+    path.write_bytes(path.read_bytes().replace(b'\n', b'\n\x80', 1))
+    message = _one_line_error(stl10_text_files.parent, fold=0)
+    assert message.startswith(f'STL-10: {path}, line 2: byte 0x80 at '
+                              'column 1 is not UTF-8 text')
+
+
 # -- CIFAR --------------------------------------------------------------------
 def test_cifar10_generated_data(tmp_path, rng):
     train = _images(rng, 50, 32)

@@ -347,3 +347,97 @@ def test_workers_draw_per_epoch_and_resume_exactly():
     default = partial(mmengine_init, num_workers=2, rank=0, seed=0)
     assert torch.equal(_epoch_draws(0, 0, default),
                        _epoch_draws(0, 1, default))
+
+
+# -- what a killed run leaves beside the rotation ----------------------------
+def _log_lines(runner):
+    """Collects what ``runner`` logs at INFO and above."""
+    import logging
+    lines = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: lines.append(record.getMessage())
+    runner.logger.addHandler(handler)
+    return lines
+
+
+def _keep_two(**best):
+    return dict(
+        logger=dict(type='LoggerHook', interval=100),
+        checkpoint=dict(type='SafeCheckpointHook', interval=1,
+                        max_keep_ckpts=2, **best))
+
+
+def test_resume_removes_what_a_killed_run_left(tmp_path, data_root):
+    work_dir = tmp_path / 'work'
+    hooks = _keep_two(save_best='accuracy/top1', rule='greater')
+    runner = _runner(str(work_dir), data_root, max_epochs=3,
+                     default_hooks=hooks)
+    runner.train()
+    best = osp.basename(_checkpoint_hook(runner).best_ckpt_path)
+    assert sorted(f for f in os.listdir(work_dir) if f.startswith(
+        'epoch_')) == ['epoch_2.pth', 'epoch_3.pth']
+    real = (work_dir / 'epoch_2.pth').read_bytes()
+    # a kill after epoch_3.pth and the pointer were written, before
+    # epoch_1.pth was deleted; one before the previous best was deleted
+    superseded = next(f'best_accuracy_top1_epoch_{n}.pth' for n in (1, 2, 3)
+                      if f'best_accuracy_top1_epoch_{n}.pth' != best)
+    placed = ['epoch_1.pth', superseded]
+    # not of this hook's naming, or not in the output folder, or newer than
+    # the checkpoint resumed from: left alone
+    kept = ['epoch_1.pth.bak', 'iter_1.pth', 'best_loss_epoch_1.pth',
+            'epoch_x.pth', 'epoch_7.pth', 'sub/epoch_1.pth']
+    (work_dir / 'sub').mkdir()
+    outside = tmp_path / 'epoch_1.pth'
+    for name in placed + kept + [outside]:
+        (work_dir / name).write_bytes(real)
+
+    runner = _runner(str(work_dir), data_root, max_epochs=4,
+                     default_hooks=hooks, resume=True,
+                     load_from=str(work_dir / 'epoch_3.pth'))
+    lines = _log_lines(runner)
+    runner.train()
+    names = set(os.listdir(work_dir)) | {
+        f'sub/{n}' for n in os.listdir(work_dir / 'sub')}
+    assert not names & set(placed)
+    assert set(kept) <= names and outside.exists()
+    # the rotation goes on: epoch_2 out, 3 and 4 kept
+    assert {'epoch_3.pth', 'epoch_4.pth'} <= names
+    assert 'epoch_2.pth' not in names
+    assert sum(n.startswith('best_accuracy_top1_') for n in names) == 1
+    removed = [line for line in lines if line.startswith('Removed')]
+    assert removed == [
+        'Removed 2 checkpoint(s) that a stopped run left outside the '
+        'rotation (max_keep_ckpts=2, best by accuracy/top1): '
+        f'{", ".join(sorted(placed))}.'
+    ]
+    assert any(line.startswith('Left epoch_7.pth in') for line in lines)
+
+
+def test_resume_never_removes_the_checkpoint_resumed_from(tmp_path,
+                                                          data_root):
+    work_dir = tmp_path / 'work'
+    runner = _runner(str(work_dir), data_root, max_epochs=2,
+                     default_hooks=_keep_two())
+    runner.train()
+    # a copy of the epoch-2 state under an older name: not kept by the
+    # rotation (its record keeps 1 and 2), but the file resumed from
+    (work_dir / 'epoch_0.pth').write_bytes(
+        (work_dir / 'epoch_2.pth').read_bytes())
+    runner = _runner(str(work_dir), data_root, max_epochs=3,
+                     default_hooks=_keep_two(), resume=True,
+                     load_from=str(work_dir / 'epoch_0.pth'))
+    runner.train()
+    assert (work_dir / 'epoch_0.pth').exists()
+    assert sorted(f for f in os.listdir(work_dir) if f.endswith('.pth')) == \
+        ['epoch_0.pth', 'epoch_2.pth', 'epoch_3.pth']
+
+
+def test_a_new_run_leaves_earlier_files(tmp_path, data_root):
+    """Only a resumed run knows which files are its own."""
+    work_dir = tmp_path / 'work'
+    work_dir.mkdir()
+    for name in ('epoch_5.pth', 'best_accuracy_top1_epoch_5.pth'):
+        (work_dir / name).write_bytes(b'an earlier run')
+    _runner(str(work_dir), data_root, max_epochs=1).train()
+    assert (work_dir / 'epoch_5.pth').exists()
+    assert (work_dir / 'best_accuracy_top1_epoch_5.pth').exists()

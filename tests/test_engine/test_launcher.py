@@ -10,9 +10,9 @@ from mmengine.config import Config
 
 import mmrevode  # noqa: F401
 from mmrevode.engine.launcher import (LaunchError, WorkDirBusyError,
-                                      WorkDirLock, load_config,
-                                      merge_cfg_options, resolve_resume,
-                                      run_cli)
+                                      WorkDirLock, is_main_launch,
+                                      load_config, merge_cfg_options,
+                                      resolve_resume, run_cli)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs', 'revode', 'hamiltonian_cifar10.py')
@@ -140,3 +140,36 @@ def test_run_cli_prints_user_errors(capsys):
 
     with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback
         run_cli(crashes)
+
+
+@pytest.mark.parametrize('env,main', [
+    ({}, True),
+    ({'RANK': '0'}, True),
+    ({'RANK': '3'}, False),
+    # Slurm and Open MPI ranks, before MMEngine sets RANK from them
+    ({'SLURM_PROCID': '1'}, False),
+    ({'SLURM_PROCID': '0'}, True),
+    ({'OMPI_COMM_WORLD_RANK': '2'}, False),
+])
+def test_is_main_launch(monkeypatch, env, main):
+    for name in ('RANK', 'SLURM_PROCID', 'OMPI_COMM_WORLD_RANK'):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert is_main_launch() is main
+
+
+@pytest.mark.parametrize('checkpoint', [
+    [1, 2], dict(meta=[1]), dict(meta=dict(seed='0'))])
+def test_resume_of_a_checkpoint_without_a_meta_dict(tmp_path, checkpoint):
+    """--resume PATH reads the checkpoint's seed: a file that is not what
+    the Runner saves is one CheckpointError, not an AttributeError."""
+    from mmengine.config import Config
+
+    from mmrevode.engine import CheckpointError
+    from mmrevode.engine.launcher import resolve_resume
+    path = str(tmp_path / 'odd.pth')
+    torch.save(checkpoint, path)
+    cfg = Config(dict(work_dir=str(tmp_path), randomness=dict(seed=None)))
+    with pytest.raises(CheckpointError, match='meta dict'):
+        resolve_resume(cfg, path)

@@ -177,7 +177,8 @@ def test_tiny_reproduction_and_results(tmp_path):
 def test_collect_results_without_runs_is_one_clear_message(tmp_path):
     result = run_tool('analysis_tools/collect_results.py', tmp_path)
     assert result.returncode == 1
-    assert 'Error: no run with a logged validation' in result.stderr
+    assert 'Error: no finished run with a logged validation' in \
+        result.stderr
     result = run_tool('analysis_tools/collect_results.py',
                       tmp_path / 'missing')
     assert result.returncode == 1

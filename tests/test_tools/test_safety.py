@@ -289,6 +289,35 @@ def test_stale_temporary_files_are_removed(tmp_path, trained):
 
 
 @pytest.mark.slow
+def test_resume_removes_checkpoints_a_kill_left(tmp_path, cifar_root):
+    """A kill between writing epoch_2.pth and deleting epoch_1.pth (with
+    max_keep_ckpts=1), and one between writing a new best and deleting the
+    previous: the next start removes both, and says so."""
+    config = tiny_config(
+        tmp_path / 'tiny.py', 'hamiltonian_cifar10.py', cifar_root,
+        extra='default_hooks = dict(checkpoint=dict(max_keep_ckpts=1))')
+    work_dir = tmp_path / 'work'
+    result = run_tool('train.py', config, '--work-dir', work_dir)
+    assert result.returncode == 0, output(result)
+    (best, ) = work_dir.glob('best_accuracy_top1_epoch_*.pth')
+    superseded = work_dir / ('best_accuracy_top1_epoch_1.pth'
+                             if best.name.endswith('_2.pth') else
+                             'best_accuracy_top1_epoch_2.pth')
+    for left in (work_dir / 'epoch_1.pth', superseded):
+        shutil.copy(work_dir / 'epoch_2.pth', left)
+    result = run_tool('train.py', config, '--work-dir', work_dir, '--resume',
+                      '--cfg-options', 'train_cfg.max_epochs=3')
+    assert result.returncode == 0, output(result)
+    removed = sorted([superseded.name, 'epoch_1.pth'])
+    assert (f'Removed 2 checkpoint(s) that a stopped run left outside the '
+            f'rotation (max_keep_ckpts=1, best by accuracy/top1): '
+            f'{", ".join(removed)}.') in result.stdout, output(result)
+    names = sorted(f for f in os.listdir(work_dir) if f.endswith('.pth'))
+    assert [n for n in names if n.startswith('epoch_')] == ['epoch_3.pth']
+    assert len([n for n in names if n.startswith('best_')]) == 1
+
+
+@pytest.mark.slow
 def test_moved_work_dir_resumes_from_its_own_files(tmp_path, trained):
     config, work_dir = trained
     old = tmp_path / 'old'

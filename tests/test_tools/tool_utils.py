@@ -99,3 +99,14 @@ class WritesFile:
 
     def __reduce__(self):
         return (open, (self.path, 'w'))
+
+
+def tool_main(tool):
+    """The ``main`` of ``tools/TOOL``, to call in this process."""
+    import importlib.util
+    path = osp.join(REPO, 'tools', tool)
+    name = 'tool_' + tool.replace('/', '_').replace('.py', '')
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main

@@ -4,14 +4,21 @@
         [--out-dir work_dirs/paper/results] [--metric accuracy/top1]
 
 Reads every run among WORK_DIRS (a work directory of ``tools/train.py``, or
-a folder of them, searched recursively): its config and the validation
-metric it logged (the last validation counts). Writes into ``--out-dir``:
+a folder of them, searched recursively): its config, seed, status and the
+validation metric it logged (the last validation counts). Runs are pooled
+only within one experiment (same config, model, data and fraction, total
+batch, schedule and length, optimizer); runs of one seed are repeats, and
+the ± is taken over seeds. Unfinished, diverged and failed runs and folders
+with missing files are left out, each named with the reason. Writes into
+``--out-dir``:
 
-- ``results.md``: one row per model, one column per data set, in the
-  README's model-table format (several runs of a model on a data set give
-  mean, standard deviation and count); the fewer-data table;
+- ``results.md``: one row per model (and experiment, labelled by what
+  differs), one column per data set, in the README's model-table format
+  (mean ± standard deviation over seeds, the seeds and repeats counted);
+  the fewer-data table; every run (seed, drawn or set; repeats marked);
+  the runs left out and why;
 - ``results.json``: the same, and every run with its whole validation
-  history;
+  history and experiment definition;
 - ``fewer_data.png``: test accuracy against the percentage of training
   data, one line per model and data set (when there are fewer-data runs).
 """
@@ -53,12 +60,13 @@ def main(argv=None):
         print(f'Error: {e}', file=sys.stderr)
         return 1
     print(result['table']['markdown'])
-    for skipped in result['skipped']:
-        print(f'not read: {skipped["work_dir"]}: {skipped["reason"]}')
-    print(f'{len(result["runs"])} runs; written: '
-          + ', '.join(result['files'].values()))
+    for left_out in result['left_out']:
+        print(f'left out: {left_out["work_dir"]}: {left_out["reason"]}')
+    print(f'{len(result["runs"])} runs in {len(result["experiments"])} '
+          f'experiments, {len(result["left_out"])} left out; written: ' +
+          ', '.join(result['files'].values()))
     if not result['runs']:
-        print('Error: no run with a logged validation was found.',
+        print('Error: no finished run with a logged validation was found.',
               file=sys.stderr)
         return 1
     return 0

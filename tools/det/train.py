@@ -60,7 +60,8 @@ def main(argv=None):
     # fewer recompilations with compile=True
     setup_cache_size_limit_of_dynamo()
     return launcher.run_cli(lambda: launcher.train(
-        merge_args(launcher.load_config(args.config), args), args.resume))
+        merge_args(launcher.load_config(args.config), args), args.resume,
+        args.cfg_options))
 
 
 if __name__ == '__main__':
