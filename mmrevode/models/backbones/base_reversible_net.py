@@ -95,6 +95,14 @@ class BaseReversibleNet(BaseBackbone):
             Defaults to ``'reversible'``.
         block_cfg (dict, optional): Extra keyword arguments of every block
             (e.g. ``dict(start='zero')`` for the leapfrog). Defaults to None.
+        exact (bool): Exact reversibility: each unit holds its state pair
+            in fixed point (float64 multiples of ``2^-32``) and every step
+            adds its increment rounded to that grid, so the backward
+            rebuilds every state bit for bit, in any precision and under
+            autocast (see :class:`ReversibleSequence`). It changes the
+            network's outputs (by less than float32's own round-off), not
+            its ``state_dict``; every ``mode`` runs the same arithmetic.
+            Defaults to False.
         init_cfg (dict | list[dict], optional): Initialisation config.
             Defaults to Kaiming for convolutions, 1 for norm weights.
         reversible (bool, optional): Deprecated, use ``mode``: True is
@@ -121,6 +129,7 @@ class BaseReversibleNet(BaseBackbone):
                  norm_eval: bool = False,
                  mode: Mode = 'reversible',
                  block_cfg: Optional[dict] = None,
+                 exact: bool = False,
                  init_cfg=[
                      dict(type='Kaiming', layer=['Conv2d']),
                      dict(type='Constant', val=1, layer=['_BatchNorm'])
@@ -162,6 +171,12 @@ class BaseReversibleNet(BaseBackbone):
         self.norm_cfg = norm_cfg
         self.act_cfg = act_cfg
         self.block_cfg = dict(block_cfg or {})
+        if not isinstance(exact, bool):
+            raise TypeError(f'{name}: exact must be True or False, got '
+                            f'{exact!r}.')
+        #: Exact reversibility (fixed-point pairs); part of the network's
+        #: definition, since it changes the outputs.
+        self.exact = exact
 
         self.stem = self._make_stem(in_channels, self.widths[0], stem_type,
                                     norm_cfg, act_cfg)
@@ -205,7 +220,7 @@ class BaseReversibleNet(BaseBackbone):
                             norm_cfg=self.norm_cfg, act_cfg=self.act_cfg,
                             **self.block_cfg) for index in range(num_blocks)
         ]
-        return ReversibleSequence(blocks, mode=mode)
+        return ReversibleSequence(blocks, mode=mode, exact=self.exact)
 
     @property
     def mode(self) -> Mode:
