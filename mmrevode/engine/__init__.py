@@ -2,8 +2,8 @@
 
 Importing this package registers the local checkpoint loader (weights only,
 with an allowlist), the ``'atomic_local'`` file backend, the hooks
-:class:`SafeCheckpointHook`, :class:`DivergenceHook`, :class:`EpochSeedHook`
-and :class:`ModelCompileHook`, and the data-loader ``worker_init_fn``
+:class:`SafeCheckpointHook`, :class:`DivergenceHook`, :class:`EpochSeedHook`,
+:class:`ModelCompileHook` and :class:`RebuildCheckHook`, and the data-loader ``worker_init_fn``
 ``'seed_worker_by_epoch'``.
 """
 from .checkpoint import (CHECKPOINT_SAFE_GLOBALS, AtomicLocalBackend,
@@ -13,6 +13,8 @@ from .checkpoint import (CHECKPOINT_SAFE_GLOBALS, AtomicLocalBackend,
                          trust_checkpoints)
 from .compile import ModelCompileHook, compile_model, use_compile_hook
 from .dist import setup_distributed
+from .rebuild_check import (RebuildCheckHook, RebuildMismatchError,
+                            reversible_units)
 from .hooks import (CheckpointMismatchError, DivergenceError, DivergenceHook,
                     EpochSeedHook, SafeCheckpointHook, check_checkpoint_fits,
                     checkpoint_mismatches, seed_worker_by_epoch)
@@ -21,7 +23,8 @@ __all__ = [
     'AtomicLocalBackend', 'CHECKPOINT_SAFE_GLOBALS', 'CheckpointError',
     'CheckpointMismatchError', 'CheckpointNotFoundError',
     'CorruptCheckpointError', 'DivergenceError', 'DivergenceHook',
-    'EpochSeedHook', 'ModelCompileHook', 'SafeCheckpointHook',
+    'EpochSeedHook', 'ModelCompileHook', 'RebuildCheckHook',
+    'RebuildMismatchError', 'reversible_units', 'SafeCheckpointHook',
     'UnsafeCheckpointError', 'compile_model', 'use_compile_hook',
     'atomic_write', 'check_checkpoint_fits', 'checkpoint_mismatches',
     'find_resume_checkpoint',

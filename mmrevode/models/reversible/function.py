@@ -155,9 +155,12 @@ class ReversibleFunction(torch.autograd.Function):
         rng_per_step = len(rng_states) // len(steps)
         needs_input_grad = ctx.needs_input_grad
         fixed, probe = ctx.options.fixed_dtype, ctx.options.probe
-        if fixed is not None:
-            # The pair is float64; its gradients stay in F's dtype (autograd
-            # casts those returned for the float64 inputs).
+        if fixed is not None and not ctx.autocast['enabled']:
+            # The pair is float64; its gradients are taken in F's dtype
+            # (autograd casts those returned for the float64 inputs). Under
+            # autocast they stay float64, as in plain autograd: each step
+            # rounds them to F's low precision, which would turn float32
+            # round-off into differences of that precision's size.
             grad_b, grad_c = grad_b.to(fixed), grad_c.to(fixed)
         param_grads: List[Optional[Tensor]] = [None] * (
             len(needs_input_grad) - 5)
