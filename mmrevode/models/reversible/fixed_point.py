@@ -88,12 +88,26 @@ def _round_to_grid(x: Tensor) -> Tensor:
     return torch.round(x.to(STATE_DTYPE) / QUANTUM).mul_(QUANTUM)
 
 
+def _straight_through(value: Tensor, rounded: Tensor) -> Tensor:
+    """``rounded`` with the gradient of ``value``, in plain operations that
+    a tracer records (``torch.jit.trace``, ONNX export, FLOP counters).
+
+    ``value + (rounded - value)`` is ``rounded`` exactly: the two differ by
+    less than a quantum and so lie within a factor of two of each other
+    (or ``rounded`` is zero), which makes the difference exact in float64
+    (Sterbenz), and adding it back gives the representable ``rounded``.
+    """
+    return value + (rounded - value).detach()
+
+
 def to_grid(x: Tensor) -> Tensor:
     """``x`` rounded to the nearest multiple of :data:`QUANTUM`, as float64
     (straight-through under autograd)."""
-    if x.requires_grad and torch.is_grad_enabled():
-        return _ToGrid.apply(x)
-    return _round_to_grid(x)
+    if recording():  # one graph, with or without grad
+        return _straight_through(x.to(STATE_DTYPE), _round_to_grid(x))
+    if not (x.requires_grad and torch.is_grad_enabled()):
+        return _round_to_grid(x)
+    return _ToGrid.apply(x)
 
 
 def increment_units(f: Tensor, gamma: float, dtype: torch.dtype) -> Tensor:
@@ -112,9 +126,13 @@ def increment_units(f: Tensor, gamma: float, dtype: torch.dtype) -> Tensor:
 def increment(f: Tensor, gamma: float, dtype: torch.dtype) -> Tensor:
     """``q * trunc(gamma * f / q)`` as float64, straight-through under
     autograd (its gradient is that of ``gamma * f``)."""
-    if f.requires_grad and torch.is_grad_enabled():
-        return _Increment.apply(f, gamma, dtype)
-    return increment_units(f, gamma, dtype).mul_(QUANTUM)
+    if recording():  # one graph, with or without grad
+        return _straight_through(
+            f.to(STATE_DTYPE) * gamma,
+            increment_units(f.detach(), gamma, dtype).mul_(QUANTUM))
+    if not (f.requires_grad and torch.is_grad_enabled()):
+        return increment_units(f, gamma, dtype).mul_(QUANTUM)
+    return _Increment.apply(f, gamma, dtype)
 
 
 class RangeGuard:
@@ -135,7 +153,7 @@ class RangeGuard:
 
     def watch(self, x: Tensor):
         """Note the extremes of ``x``."""
-        if not _tracing():
+        if not recording():
             low, high = torch.aminmax(x.detach())
             self.extremes.append(torch.stack([-low.float(), high.float()]))
 
@@ -159,7 +177,10 @@ class RangeGuard:
             'it with exact=False.')
 
 
-def _tracing() -> bool:
+def recording() -> bool:
+    """Whether the forward is being recorded as a graph (``torch.jit.trace``
+    and the exporters and FLOP counters built on it, or ``torch.compile``):
+    then the rounding is written in plain, traceable operations."""
     return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or \
         torch.compiler.is_compiling()
 

@@ -16,8 +16,8 @@ from typing import Callable, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from .fixed_point import (QUANTUM, RangeGuard, increment, increment_units,
-                          value)
+from .fixed_point import (QUANTUM, RangeGuard, recording, increment,
+                          increment_units, value)
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def _exact_increment(step: ShiftStep, f: Tensor,
     """``(g, s)`` with ``s * g = q * trunc(gamma * f / q)``: float64 and 1
     where autograd tracks ``f`` (straight-through), else the integer-valued
     increment in quanta and ``q`` (exact in float64, one pass fewer)."""
-    if f.requires_grad and torch.is_grad_enabled():
+    if (f.requires_grad and torch.is_grad_enabled()) or recording():
         return increment(f, step.gamma, fixed_dtype), 1.0
     return increment_units(f, step.gamma, fixed_dtype), QUANTUM
 
