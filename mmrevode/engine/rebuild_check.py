@@ -54,13 +54,13 @@ class RebuildCheckHook(Hook):
 
     Args:
         interval (int): Check every ``interval`` training iterations.
-            Defaults to 50.
+            Defaults to 10.
         tolerance (float): Relative error above which a floating-point
             unit warns. Defaults to 1e-4.
     """
     priority = 'NORMAL'
 
-    def __init__(self, interval: int = 50, tolerance: float = 1e-4):
+    def __init__(self, interval: int = 10, tolerance: float = 1e-4):
         if not isinstance(interval, int) or interval < 1:
             raise ValueError('RebuildCheckHook: interval must be a positive '
                              f'int, got {interval!r}.')
