@@ -87,8 +87,8 @@ def gradients(model, x, weight, mode, autocast=False):
 @pytest.mark.parametrize('backbone,arch', DEEPEST, ids=IDS)
 def test_float32_relu_gradients_equal_plain_autograd(backbone, arch):
     model = build(backbone, arch, exact=True)
-    x = torch.randn(4, 3, 8, 8)
-    weight = torch.randn(4, model.widths[-1], 2, 2)
+    x = torch.randn(2, 3, 8, 8)
+    weight = torch.randn(2, model.widths[-1], 2, 2)
     reversible = gradients(model, x, weight, 'reversible')
     plain = gradients(model, x, weight, 'plain')
     overall = relative_error(torch.cat([g.flatten() for g in reversible]),
@@ -104,8 +104,8 @@ def test_float32_relu_gradients_equal_plain_autograd(backbone, arch):
 @pytest.mark.parametrize('backbone,arch', DEEPEST, ids=IDS)
 def test_bfloat16_autocast_gradients_equal_plain_autograd(backbone, arch):
     model = build(backbone, arch, exact=True)
-    x = torch.randn(4, 3, 8, 8)
-    weight = torch.randn(4, model.widths[-1], 2, 2)
+    x = torch.randn(2, 3, 8, 8)
+    weight = torch.randn(2, model.widths[-1], 2, 2)
     reversible = torch.cat([
         g.flatten()
         for g in gradients(model, x, weight, 'reversible', autocast=True)
@@ -124,7 +124,7 @@ def test_bfloat16_autocast_gradients_equal_plain_autograd(backbone, arch):
 def test_exact_outputs_are_as_close_to_float64_as_plain_float32(
         backbone, arch):
     model = build(backbone, arch)
-    x = torch.randn(4, 3, 8, 8)
+    x = torch.randn(2, 3, 8, 8)
     with torch.no_grad():
         reference = copy.deepcopy(model).double()(x.double())[-1]
         floating = model(x)[-1].double()
@@ -136,6 +136,33 @@ def test_exact_outputs_are_as_close_to_float64_as_plain_float32(
     print(f'{backbone.__name__}-{arch} outputs against float64: exact '
           f'{exact_error:.1e}, floating point {floating_error:.1e}')
     assert exact_error <= floating_error * 1.1 + 1e-7
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('backbone,arch', DEEPEST, ids=IDS)
+def test_float32_gradients_against_float64(backbone, arch):
+    """Exact mode's reversible float32 gradients are as close to float64 as
+    plain float32 autograd's (of the floating-point network)."""
+    model = build(backbone, arch)
+    x = torch.randn(4, 3, 8, 8)
+    weight = torch.randn(4, model.widths[-1], 2, 2)
+
+    def flat(grads):
+        return torch.cat([g.flatten() for g in grads])
+
+    reference = flat(
+        gradients(model.double(), x.double(), weight.double(), 'plain'))
+    model.float()
+    plain = flat(gradients(model, x, weight, 'plain'))
+    for unit in model.units:
+        unit.exact = True
+    exact = flat(gradients(model, x, weight, 'reversible'))
+    plain_error = relative_error(plain, reference)
+    exact_error = relative_error(exact, reference)
+    print(f'{backbone.__name__}-{arch} gradients against float64: exact '
+          f'reversible float32 {exact_error:.1e}, plain float32 '
+          f'{plain_error:.1e}')
+    assert exact_error <= 2 * plain_error + 1e-6
 
 
 def test_every_mode_runs_the_same_fixed_point_forward():
