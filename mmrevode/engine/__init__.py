@@ -3,8 +3,8 @@
 Importing this package registers the local checkpoint loader (weights only,
 with an allowlist), the ``'atomic_local'`` file backend, the hooks
 :class:`SafeCheckpointHook`, :class:`DivergenceHook`, :class:`EpochSeedHook`,
-:class:`ModelCompileHook` and :class:`RebuildCheckHook`, and the data-loader ``worker_init_fn``
-``'seed_worker_by_epoch'``.
+:class:`ModelCompileHook` and :class:`RebuildCheckHook`, and the data-loader
+``worker_init_fn`` ``'seed_worker_by_epoch'``.
 """
 from .checkpoint import (CHECKPOINT_SAFE_GLOBALS, AtomicLocalBackend,
                          CheckpointError, CheckpointNotFoundError,

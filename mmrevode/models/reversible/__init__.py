@@ -3,15 +3,15 @@ from .block import ReversibleBlock
 from .fixed_point import LIMIT, QUANTUM, FixedPointRangeError
 from .function import (ReversibleFunction, ReversibleOptions,
                        collect_parameters, frozen_running_stats)
-from .probe import RebuildProbe, RebuildRecord
 from .modes import EXECUTION_MODES, Mode, legacy_mode, parse_modes
+from .probe import RebuildProbe, RebuildRecord
 from .sequence import ReversibleSequence
 from .shift_step import ShiftStep, run_steps, shift, unshift
 
 __all__ = [
-    'FixedPointRangeError', 'LIMIT', 'QUANTUM', 'RebuildProbe',
-    'RebuildRecord', 'ReversibleOptions', 'EXECUTION_MODES', 'Mode', 'legacy_mode', 'parse_modes',
-    'ReversibleBlock', 'ReversibleFunction', 'ReversibleSequence',
+    'EXECUTION_MODES', 'FixedPointRangeError', 'LIMIT', 'Mode', 'QUANTUM',
+    'RebuildProbe', 'RebuildRecord', 'ReversibleOptions', 'legacy_mode',
+    'parse_modes', 'ReversibleBlock', 'ReversibleFunction', 'ReversibleSequence',
     'run_steps',
     'ShiftStep', 'collect_parameters', 'frozen_running_stats', 'shift',
     'unshift'

@@ -150,7 +150,8 @@ class ReversibleSequence(nn.Module):
             a, b = self._run(block_steps, a, b)
             return self.blocks[-1].merge(a, b)
         dtype = a.dtype
-        guard = RangeGuard(f'ReversibleSequence of {type(self.blocks[0]).__name__}s')
+        guard = RangeGuard(
+            f'ReversibleSequence of {type(self.blocks[0]).__name__}s')
         guard.watch(a)
         if b is not a:
             guard.watch(b)
