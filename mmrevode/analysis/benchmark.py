@@ -337,6 +337,8 @@ def time_model(spec: dict,
         # '<mode>-exact' against '<mode>', step by step in the same rounds
         float_mode = mode[:-len('-exact')] if mode.endswith('-exact') \
             else None
+        record['time_ratio_to_float'] = None
+        record['cpu_time_ratio_to_float'] = None
         if float_mode in records:
             record['time_ratio_to_float'] = paired_ratio(
                 times[mode], times[float_mode])
