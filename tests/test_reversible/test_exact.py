@@ -54,6 +54,18 @@ def test_every_rebuilt_pair_equals_the_forwards(backbone, arch, precision):
                              f'differ, e.g. {unequal[0]}')
 
 
+def test_a_bfloat16_network_rebuilds_exactly():
+    """Weights and inputs in bfloat16 (no autocast): F works in bfloat16,
+    the increments are rounded from float32."""
+    model = build(HamiltonianNet, dict(blocks=[3, 3], widths=[8, 16]),
+                  exact=True).to(torch.bfloat16)
+    x = torch.randn(2, 3, 8, 8, dtype=torch.bfloat16)
+    records = probed_step(model, x, torch.randn(2, 16, 4, 4))
+    assert all(r.equal for unit in records for r in unit) and records[0]
+    plain = copy.deepcopy(model).set_mode('plain')
+    assert torch.equal(plain(x)[-1], model(x)[-1])
+
+
 def test_pairs_stay_exact_after_training_steps():
     """Weights moved by training (large steps, so they move far)."""
     model = build(MidpointNet, '62', exact=True)
