@@ -197,18 +197,21 @@ def test_every_mode_runs_the_same_fixed_point_forward():
     assert not torch.equal(floating(x)[-1], out)
 
 
-def test_states_are_multiples_of_the_quantum():
+def test_states_are_float64_multiples_of_the_quantum():
     model = build(LeapfrogNet, dict(blocks=[3], widths=[8]), exact=True)
     unit = model.units[0]
     probe = RebuildProbe(every_step=True)
     unit.probe_rebuild(probe)
     x = torch.randn(2, 8, 4, 4, requires_grad=True)
-    unit(x).sum().backward()
-    for kept in (probe.runs[0].records, ):
-        assert len(kept) == 3
-    a, b = torch.randn(2, 8, 4, 4).chunk(2)
-    grid = torch.round(a.double() / QUANTUM) * QUANTUM
-    assert torch.equal(torch.round(grid / QUANTUM) * QUANTUM, grid)
+    out = unit(x)
+    kept = [t for pair in probe.runs[0].kept.values() for t in pair]
+    assert len(kept) == 6 and out.dtype == torch.float32
+    for state in kept:
+        assert state.dtype == torch.float64
+        assert torch.equal(torch.round(state / QUANTUM) * QUANTUM, state)
+        assert state.abs().max() < LIMIT
+    out.sum().backward()
+    assert probe.pending == 0 and all(r.equal for r in probe.records)
 
 
 @pytest.mark.parametrize('mode', ['reversible', 'plain', 'checkpoint'])
