@@ -28,6 +28,11 @@ custom_hooks = [
     # Stop at the first non-finite loss or gradient, before the step is
     # applied (action='skip' skips such steps instead).
     dict(type='DivergenceHook', action='stop'),
+    # Every 10 iterations, one reversible unit (round robin) compares the
+    # input pair its backward rebuilt with the forward's: in exact mode any
+    # difference is an error, in floating point a relative error above 1e-4
+    # a warning; logged as train/rebuild_error (see RebuildCheckHook).
+    dict(type='RebuildCheckHook', interval=10, tolerance=1e-4),
 ]
 
 env_cfg = dict(

@@ -54,7 +54,8 @@ RECORD_FIELDS = ('name', 'model', 'arch', 'depth', 'blocks', 'mode', 'head',
                  'memory_method', 'step_time_s', 'step_times_s',
                  'cpu_time_s', 'cpu_times_s', 'saved_ratio_to_plain',
                  'peak_ratio_to_plain', 'time_ratio_to_plain',
-                 'cpu_time_ratio_to_plain')
+                 'cpu_time_ratio_to_plain', 'time_ratio_to_float',
+                 'cpu_time_ratio_to_float')
 
 
 def backbone_parts(backbone: nn.Module) -> Dict[str, nn.Module]:
@@ -280,7 +281,9 @@ def time_model(spec: dict,
     Args:
         spec (dict): The model, from
             :func:`~mmrevode.analysis.models.parse_spec`.
-        modes (Sequence[str]): Modes to run (keys of ``MODES``).
+        modes (Sequence[str]): Modes to run (keys of ``MODES`` or
+            ``EXACT_MODES``; ``'<mode>-exact'`` records get
+            ``time_ratio_to_float``, the paired ratio to ``'<mode>'``).
         batch_size (int): Images per step.
         steps (int): Timed steps per mode. Defaults to 5.
         warmup (int): Untimed steps per mode first. Defaults to 1.
@@ -331,6 +334,16 @@ def time_model(spec: dict,
             record[f'{key}_ratio_to_plain'] = paired_ratio(
                 values[mode], values['plain']) if plain else None
         record['time_ratio_to_plain'] = record.pop('step_time_ratio_to_plain')
+        # '<mode>-exact' against '<mode>', step by step in the same rounds
+        float_mode = mode[:-len('-exact')] if mode.endswith('-exact') \
+            else None
+        record['time_ratio_to_float'] = None
+        record['cpu_time_ratio_to_float'] = None
+        if float_mode in records:
+            record['time_ratio_to_float'] = paired_ratio(
+                times[mode], times[float_mode])
+            record['cpu_time_ratio_to_float'] = paired_ratio(
+                cpu_times[mode], cpu_times[float_mode])
     del runs
     release_free_memory()
     return [records[mode] for mode in modes]

@@ -23,6 +23,23 @@ from ..models.reversible import EXECUTION_MODES, Mode, ReversibleSequence
 
 #: Backbone arguments of the three ways to run the same network.
 MODES = {mode: dict(mode=mode) for mode in EXECUTION_MODES}
+#: The same three in exact mode (fixed-point pairs, ``exact=True``), named
+#: ``'<mode>-exact'``: a network that differs from ``MODES``' in rounding.
+EXACT_MODES = {
+    f'{mode}-exact': dict(mode=mode, exact=True)
+    for mode in EXECUTION_MODES
+}
+
+
+def mode_options(label: str) -> dict:
+    """Backbone arguments of a mode of :data:`MODES` or
+    :data:`EXACT_MODES`."""
+    if label in MODES:
+        return dict(MODES[label])
+    if label in EXACT_MODES:
+        return dict(EXACT_MODES[label])
+    raise KeyError(f'unknown mode {label!r}; valid modes are '
+                   f'{sorted(MODES) + sorted(EXACT_MODES)}.')
 #: Depth (counted as in the paper) = LAYERS_PER_BLOCK * blocks + 2.
 LAYERS_PER_BLOCK = {
     'HamiltonianNet': 4,
@@ -272,11 +289,13 @@ def build_training_models(spec: dict,
     """One :class:`TrainingModel` per mode, all with the same weights, in
     training mode.
 
-    ``modes`` names modes (keys of :data:`MODES`), or maps labels to the
-    backbone's ``mode`` argument, e.g. ``{'r-p': ['reversible', 'plain']}``.
+    ``modes`` names modes (keys of :data:`MODES` or :data:`EXACT_MODES`),
+    or maps labels to the backbone's ``mode`` argument, e.g.
+    ``{'r-p': ['reversible', 'plain']}``, or to backbone arguments, e.g.
+    ``{'exact': dict(mode='reversible', exact=True)}``.
     """
     if not isinstance(modes, dict):
-        modes = {mode: MODES[mode]['mode'] for mode in modes}
+        modes = {mode: mode_options(mode) for mode in modes}
     torch.manual_seed(seed)
     options = dict(backbone_options or {})
     backbone = build_backbone(spec, dict(options, **MODES['plain']))
@@ -291,7 +310,7 @@ def build_training_models(spec: dict,
     result = {}
     for label, mode in modes.items():
         cfg = dict(spec['cfg'], **options)
-        cfg['mode'] = mode
+        cfg.update(mode if isinstance(mode, dict) else dict(mode=mode))
         model = TrainingModel(
             backbone_registry().build(cfg), head, num_classes, channels)
         model.load_state_dict(state)

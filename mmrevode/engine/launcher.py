@@ -35,12 +35,14 @@ from mmengine.runner import Runner
 from torch.utils.data import DataLoader
 
 from ..datasets import DatasetError
+from ..models.reversible.fixed_point import FixedPointRangeError
 from .checkpoint import (CheckpointError, CorruptCheckpointError,
                          find_resume_checkpoint, load_from_local,
                          trust_checkpoints)
 from .compile import use_compile_hook
 from .dist import setup_distributed
 from .hooks import DivergenceError
+from .rebuild_check import RebuildMismatchError
 from .resume import ResumeError, plan_resume_options, resume_hook_config
 from .run_info import RunInfo
 
@@ -55,7 +57,7 @@ class WorkDirBusyError(LaunchError):
 
 #: Errors that :func:`run_cli` prints without a traceback.
 USER_ERRORS = (LaunchError, DatasetError, CheckpointError, DivergenceError,
-               ResumeError)
+               ResumeError, FixedPointRangeError, RebuildMismatchError)
 
 #: Top-level keys that MMEngine's Runner reads besides its arguments.
 RUNNER_KEYS = ('compile', 'runner_type', 'model_wrapper_cfg',

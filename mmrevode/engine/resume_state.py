@@ -57,6 +57,18 @@ def _schedulers(schedulers: Any) -> List[Any]:
     return list(schedulers or [])
 
 
+def _built(schedulers: Any) -> bool:
+    """Whether ``schedulers`` are built schedulers (a list, or a dict of
+    lists, of them), not their configs (as in a test run)."""
+    if isinstance(schedulers, Mapping):
+        groups = list(schedulers.values())
+    else:
+        groups = [schedulers]
+    return bool(schedulers) and all(
+        isinstance(group, list) and all(hasattr(s, 'step') for s in group)
+        for group in groups)
+
+
 def _states(states: Any, schedulers: Any) -> List[Any]:
     if isinstance(schedulers, Mapping):
         if not isinstance(states, Mapping) or set(states) != set(schedulers):
@@ -201,8 +213,7 @@ def check_resume_state(runner, checkpoint: Mapping, path: str) -> None:
                 and not isinstance(wrapper, OptimWrapperDict):
             check_optimizer_state(wrapper.optimizer, checkpoint['optimizer'])
         schedulers = getattr(runner, 'param_schedulers', None)
-        if 'param_schedulers' in checkpoint and schedulers and all(
-                hasattr(s, 'step') for s in _schedulers(schedulers)):
+        if 'param_schedulers' in checkpoint and _built(schedulers):
             check_scheduler_states(schedulers,
                                    checkpoint['param_schedulers'])
     except ResumeStateError as e:

@@ -62,6 +62,29 @@ def test_training_models_share_their_weights():
     assert loss.dim() == 0
 
 
+def test_exact_modes_share_the_weights_and_are_timed_against_float():
+    from mmrevode.analysis.benchmark import time_model
+    from mmrevode.analysis.models import EXACT_MODES
+    spec = parse_spec("HamiltonianNet:{'blocks': [1, 1], 'widths': [8, 16]}")
+    models = build_training_models(
+        spec, ['reversible', 'reversible-exact'], input_size=8)
+    assert [m.backbone.exact for m in models.values()] == [False, True]
+    assert [m.backbone.units[0].exact for m in models.values()] == \
+        [False, True]
+    state, exact_state = (m.state_dict() for m in models.values())
+    assert all(torch.equal(v, state[k]) for k, v in exact_state.items())
+    assert set(EXACT_MODES) == {f'{m}-exact' for m in MODES}
+    records = time_model(spec, ['plain', 'reversible', 'reversible-exact'],
+                         2, steps=2, warmup=0, input_size=8)
+    by_mode = {r['mode']: r for r in records}
+    assert by_mode['reversible']['time_ratio_to_float'] is None
+    assert by_mode['reversible-exact']['time_ratio_to_float'] > 0
+    assert by_mode['reversible-exact']['cpu_time_ratio_to_float'] > 0
+    # the float64 pairs are saved: more bytes than the float32 ones
+    assert by_mode['reversible-exact']['saved_bytes'] > \
+        by_mode['reversible']['saved_bytes']
+
+
 def test_config_file_and_backbone_options(tmp_path):
     config = tmp_path / 'tiny_revnet.py'
     config.write_text(

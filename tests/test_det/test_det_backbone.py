@@ -39,7 +39,8 @@ def test_det_presets_give_strides_4_to_32():
                                             (1, 256, 6, 8), (1, 512, 3, 4)]
 
 
-def det_backbone(cls, frozen_stages, norm_eval, reversible=True):
+def det_backbone(cls, frozen_stages, norm_eval, reversible=True,
+                 exact=False):
     torch.manual_seed(0)
     model = cls(
         arch=SMALL_DET,
@@ -47,7 +48,8 @@ def det_backbone(cls, frozen_stages, norm_eval, reversible=True):
         out_indices=(0, 1, 2, 3),
         frozen_stages=frozen_stages,
         norm_eval=norm_eval,
-        mode='reversible' if reversible else 'plain').double()
+        mode='reversible' if reversible else 'plain',
+        exact=exact).double()
     model.init_weights()
     # Non-trivial running statistics, so that eval-mode norms matter.
     with torch.no_grad():
@@ -59,16 +61,19 @@ def det_backbone(cls, frozen_stages, norm_eval, reversible=True):
 
 
 @pytest.mark.parametrize('cls', [HamiltonianNet, MidpointNet, LeapfrogNet])
-@pytest.mark.parametrize('frozen_stages,norm_eval', [(-1, False), (0, False),
-                                                     (1, True), (2, False),
-                                                     (3, True)])
+@pytest.mark.parametrize('frozen_stages,norm_eval,exact',
+                         [(-1, False, False), (0, False, False),
+                          (1, True, False), (2, False, False),
+                          (3, True, False), (0, False, True),
+                          (2, True, True)])
 def test_frozen_stages_with_the_reversible_backward(cls, frozen_stages,
-                                                    norm_eval):
+                                                    norm_eval, exact):
     """Frozen stem (the first unit's input needs no grad) and frozen units
     (whole units without parameters to train): the reversible backward gives
     plain autograd's gradients, frozen parameters get none, frozen modules
-    stay in eval mode and keep their running statistics."""
-    model = det_backbone(cls, frozen_stages, norm_eval)
+    stay in eval mode and keep their running statistics; also in exact
+    mode (fixed-point pairs)."""
+    model = det_backbone(cls, frozen_stages, norm_eval, exact=exact)
     plain = copy.deepcopy(model)
     plain.set_mode('plain')
     plain.train()

@@ -33,9 +33,13 @@ SCENARIOS = {
     # Gradient accumulation under DDP (no_sync on the first micro-batch).
     'rev_accumulate': dict(mode='reversible', norm_cfg=GN,
                            accumulative_counts=2),
+    # Exact mode (fixed-point pairs).
+    'rev_exact': dict(mode='reversible', exact=True),
+    'plain_exact': dict(mode='plain', exact=True),
 }
 REVERSIBLE_VS_PLAIN = [('rev', 'plain'), ('rev_frozen', 'plain_frozen'),
-                       ('rev_unused_unit', 'plain_unused_unit')]
+                       ('rev_unused_unit', 'plain_unused_unit'),
+                       ('rev_exact', 'plain_exact')]
 
 
 def split_options(cfg):

@@ -25,7 +25,8 @@ GLOBAL_BATCH = 8
 ARCH = dict(blocks=[2, 1], widths=[8, 16])
 
 
-def build_backbone(reversible, norm_cfg=dict(type='BN'), dtype=torch.float64):
+def build_backbone(reversible, norm_cfg=dict(type='BN'), dtype=torch.float64,
+                   exact=False):
     import mmrevode  # noqa: F401
     from mmrevode.models import HamiltonianNet
     torch.manual_seed(0)
@@ -33,7 +34,8 @@ def build_backbone(reversible, norm_cfg=dict(type='BN'), dtype=torch.float64):
         arch=ARCH,
         h=0.5,
         mode='reversible' if reversible else 'plain',
-        norm_cfg=norm_cfg)
+        norm_cfg=norm_cfg,
+        exact=exact)
     # Non-trivial affine parameters, so that their gradients are tested too.
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
@@ -85,11 +87,16 @@ def sync_bn_worker(rank, world_size):
     n = GLOBAL_BATCH // world_size
     part = slice(rank * n, (rank + 1) * n)
     results = dict(torch_sync_bn_error=torch_sync_bn_error)
-    for reversible in (True, False):
-        model = convert_to_gloo_sync_bn(build_backbone(reversible))
+    from mmrevode.models.reversible import RebuildProbe
+    for reversible in (True, False, 'exact'):
+        model = convert_to_gloo_sync_bn(
+            build_backbone(bool(reversible), exact=reversible == 'exact'))
         ddp = DistributedDataParallel(model, device_ids=None)
         norms = [m for _, m in norm_layers(model)]
         assert norms and all(isinstance(m, GlooSyncBatchNorm) for m in norms)
+        probes = [RebuildProbe(every_step=True) for _ in model.units]
+        for unit, probe in zip(model.units, probes):
+            unit.probe_rebuild(probe)
         out = ddp(x[part])[0]
         forward_calls = [m.sync_calls for m in norms]
         loss_fn(out, weight[part]).backward()
@@ -104,6 +111,7 @@ def sync_bn_worker(rank, world_size):
                      for n, b in model.named_buffers()},
             forward_calls=forward_calls,
             backward_calls=backward_calls,
+            rebuilt_equal=[r.equal for p in probes for r in p.records],
             norm_names=[n for n, _ in norm_layers(model)])
     return results
 
@@ -201,3 +209,22 @@ def test_torch_sync_bn_on_cuda_equals_one_process_on_the_whole_batch(
                 assert r['buffers'][name].item() == buf.item() == 1, name
             else:
                 assert relative_error(r['buffers'][name], buf) < 1e-10, name
+
+
+def test_exact_mode_rebuilds_bit_for_bit_with_synchronised_bn(
+        sync_bn_results):
+    """The recompute's collectives give the forward's statistics again, so
+    exact units rebuild every pair exactly on every rank, and match one
+    process on the whole batch up to the grid's rounding."""
+    x, weight = global_data()
+    ref = one_step(build_backbone(reversible=False, exact=True), x, weight)
+    results = [r['exact'] for r in sync_bn_results]
+    assert relative_error(torch.cat([r['out'] for r in results]),
+                          ref['out']) < 1e-8
+    for r in results:
+        assert r['rebuilt_equal'] and all(r['rebuilt_equal'])
+        assert r['backward_calls'] == results[0]['backward_calls']
+        for name, grad in ref['grads'].items():
+            assert relative_error(r['grads'][name], grad) < 1e-6, name
+    # in floating point the rebuilt pairs are close, not equal
+    assert not all(sync_bn_results[0][True]['rebuilt_equal'])

@@ -60,10 +60,12 @@ def batch():
     return images, samples
 
 
-@pytest.mark.parametrize('compile_steps, backend', [(False, 'inductor'),
-                                                    (True, 'eager')])
-def test_compiled_gradients_match_eager(batch, compile_steps, backend):
-    eager = classifier()
+@pytest.mark.parametrize('compile_steps, backend, exact',
+                         [(False, 'inductor', False), (True, 'eager', False),
+                          (False, 'aot_eager', True)])
+def test_compiled_gradients_match_eager(batch, compile_steps, backend,
+                                        exact):
+    eager = classifier(exact=exact)
     compiled = copy.deepcopy(eager)
     names = compile_model(
         compiled, compile_steps=compile_steps, backend=backend)
@@ -83,11 +85,13 @@ def test_compiled_gradients_match_eager(batch, compile_steps, backend):
         torch.testing.assert_close(state_c[key], state_e[key])
 
 
-def test_the_reversible_function_stays_opaque():
+@pytest.mark.parametrize('exact', [False, True], ids=['float', 'exact'])
+def test_the_reversible_function_stays_opaque(exact):
     """dynamo does not try to trace the Function (whose backward calls
     torch.autograd.grad): one graph break per unit, none inside."""
     torch.manual_seed(0)
-    model = HamiltonianNet(arch=dict(blocks=[2, 2, 2], widths=[8, 16, 32]))
+    model = HamiltonianNet(
+        arch=dict(blocks=[2, 2, 2], widths=[8, 16, 32]), exact=exact)
     explanation = dynamo.explain(model)(torch.randn(2, 3, 16, 16))
     reasons = [r.reason for r in explanation.break_reasons]
     assert reasons and all('disable' in r for r in reasons), reasons

@@ -103,3 +103,16 @@ def test_resume_refuses_a_scheduler_state_that_drives_something_else(
                        'resumed: its parameter scheduler 0'):
         runner.train()
     assert runner.optim_wrapper.param_groups[0]['weight_decay'] == 0
+
+
+def test_scheduler_configs_are_not_checked():
+    """A test run has scheduler configs, not schedulers: nothing to check."""
+    from mmrevode.engine.resume_state import check_resume_state
+
+    class Runner:
+        optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.1))
+        param_schedulers = dict(type='MultiStepLR', by_epoch=True,
+                                milestones=[1])
+
+    check_resume_state(Runner(), dict(param_schedulers=[dict(x=1)],
+                                      optimizer={}), 'x.pth')

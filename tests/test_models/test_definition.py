@@ -120,6 +120,7 @@ def test_definition_values():
         type='LeapfrogNet',
         arch=dict(blocks=[10, 10, 10], widths=[32, 64, 128]),
         h=0.1,
+        exact=False,
         in_channels=3,
         stem_type='cifar',
         out_norm=True,
@@ -145,6 +146,7 @@ KEY_CHANGES = [
                                                   widths=[8, 16, 32])),
      TINY, dict(blocks=[1, 2, 1], widths=[8, 16, 32])),
     ('HamiltonianNet', 'in_channels', {}, dict(in_channels=1), 3, 1),
+    ('MidpointNet', 'exact', {}, dict(exact=True), False, True),
     ('MidpointNet', 'stem_type', {}, dict(stem_type='imagenet'), 'cifar',
      'imagenet'),
     ('LeapfrogNet', 'out_norm', {}, dict(out_norm=False), True, False),
@@ -261,22 +263,39 @@ def test_unrecorded_keys_take_their_former_value(monkeypatch):
     state = build('HamiltonianNet').state_dict()
     definition = HamiltonianNet.definition
     monkeypatch.setattr(HamiltonianNet, 'definition',
-                        lambda self: dict(definition(self), exact=self.exact))
+                        lambda self: dict(definition(self), later=self.later))
     monkeypatch.setattr(HamiltonianNet, 'unrecorded_defaults',
-                        dict(exact=False))
+                        dict(exact=False, later=False))
     model = build('HamiltonianNet')
-    model.exact = False
+    model.later = False
     model.load_state_dict(state)
-    model.exact = True
+    model.later = True
     with pytest.raises(NetworkMismatchError,
-                       match='exact=False; this model has exact=True'):
+                       match='later=False; this model has later=True'):
         model.load_state_dict(state)
     monkeypatch.setattr(HamiltonianNet, 'unrecorded_defaults', {})
-    model.exact = False
+    model.later = False
     with pytest.raises(NetworkMismatchError,
-                       match='exact=not recorded; this model has '
-                       'exact=False'):
+                       match='later=not recorded; this model has '
+                       'later=False'):
         model.load_state_dict(state)
+
+
+def test_checkpoints_from_before_exact_are_floating_point_networks():
+    """exact was added to the definition later: a definition without it is
+    a network with floating-point states."""
+    import json
+    model = build('HamiltonianNet')
+    state = model.state_dict()
+    key = next(k for k in state if k.endswith('_extra_state'))
+    old = json.loads(bytes(state[key].tolist()).decode())
+    del old['exact']
+    state[key] = torch.tensor(list(json.dumps(old).encode()),
+                              dtype=torch.uint8)
+    build('HamiltonianNet').load_state_dict(state)
+    with pytest.raises(NetworkMismatchError, match='exact=False; this model '
+                       'has exact=True'):
+        build('HamiltonianNet', exact=True).load_state_dict(state)
 
 
 def test_unreadable_definition_is_a_mismatch():

@@ -105,3 +105,27 @@ def test_onnx_export_with_torch_export():
     error = onnx_max_relative_error(
         build('HamiltonianNet'), torch.randn(1, 3, 32, 32), dynamo=True)
     assert error <= 1e-4, error
+
+
+@pytest.mark.parametrize('name', REVERSIBLE)
+def test_exact_mode_counts_traces_and_exports(name, image):
+    """Exact mode (fixed-point pairs): FLOPs as the floating-point network
+    (the rounding is elementwise), a trace and an ONNX model that give
+    its outputs."""
+    model = build(name, exact=True)
+    floating = build(name)
+    flops = get_model_complexity_info(
+        model, inputs=(image, ), show_table=False, show_arch=False)['flops']
+    assert flops == get_model_complexity_info(
+        floating, inputs=(image, ), show_table=False,
+        show_arch=False)['flops']
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        traced = torch.jit.trace(model, image)
+    other = torch.randn(2, 3, 32, 32)
+    for out, expected in zip(traced(other), model(other)):
+        assert torch.equal(out, expected)
+    if name == 'HamiltonianNet':
+        pytest.importorskip('onnx')
+        error = onnx_max_relative_error(model, image, dynamo=False)
+        assert error <= 1e-4, error

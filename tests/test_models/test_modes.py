@@ -38,11 +38,13 @@ def tracked_batches(model):
     }
 
 
+@pytest.mark.parametrize('exact', [False, True], ids=['float', 'exact'])
 @pytest.mark.parametrize('backbone', BACKBONES)
 @pytest.mark.parametrize('mode', MODES, ids=str)
-def test_every_mode_matches_plain_in_float64(backbone, mode):
+def test_every_mode_matches_plain_in_float64(backbone, mode, exact):
     torch.manual_seed(0)
-    plain = backbone(arch=SMALL, out_indices=(0, 2), mode='plain')
+    plain = backbone(
+        arch=SMALL, out_indices=(0, 2), mode='plain', exact=exact)
     plain.init_weights()
     plain = plain.double().train()
     model = copy.deepcopy(plain).set_mode(mode)

@@ -35,6 +35,11 @@ Examples::
         HamiltonianNet:218 --batch-size 64 --steps 10 --threads 1 \\
         --out-dir docs/figures --name benchmark
 
+    # exact mode (fixed-point pairs) against floating point, paired steps
+    python tools/analysis_tools/benchmark.py HamiltonianNet:110 \\
+        --modes plain reversible reversible-exact --batch-size 64 \\
+        --steps 10 --threads 1 --out-dir docs/figures --name exact
+
     # "arbitrarily deep": 1 to 100 blocks per unit (Hamiltonian-14 to -1202)
     python tools/analysis_tools/benchmark.py HamiltonianNet \\
         --blocks-per-unit 1 4 16 64 100 --widths 32 64 128 --batch-size 64 \\
@@ -57,6 +62,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from mmrevode.analysis import MODES, machine_info, run_benchmark
+from mmrevode.analysis.models import EXACT_MODES
 from mmrevode.analysis.peers import available_runners, compare_peers
 from mmrevode.analysis import cli
 from mmrevode.analysis.cli import (add_output_arguments, add_run_arguments,
@@ -74,13 +80,16 @@ def table(records: Sequence[dict]) -> str:
         'time / plain', 'CPU time / plain'
     ]
     in_mib = ('saved_bytes', 'forward_held_bytes', 'peak_bytes')
-    in_decimals = ('step_time_s', 'cpu_time_s', 'saved_ratio_to_plain',
+    in_decimals = ['step_time_s', 'cpu_time_s', 'saved_ratio_to_plain',
                    'peak_ratio_to_plain', 'time_ratio_to_plain',
-                   'cpu_time_ratio_to_plain')
+                   'cpu_time_ratio_to_plain']
+    if any(r.get('time_ratio_to_float') is not None for r in records):
+        header += ['time / float', 'CPU time / float']
+        in_decimals += ['time_ratio_to_float', 'cpu_time_ratio_to_float']
     return markdown_table(header, [
         [r['name'], r['batch_size'], r['mode']] +
         [mib(r[key]) for key in in_mib] +
-        [fixed(r[key]) for key in in_decimals] for r in records
+        [fixed(r.get(key)) for key in in_decimals] for r in records
     ])
 
 
@@ -179,7 +188,13 @@ def parse_args(argv=None):
         'Memory and time of a training step with the reversible backward, '
         'plain autograd and checkpointing.')
     parser.add_argument(
-        '--modes', nargs='+', choices=list(MODES), default=list(MODES))
+        '--modes',
+        nargs='+',
+        choices=list(MODES) + list(EXACT_MODES),
+        default=list(MODES),
+        help='modes to run; a mode with -exact is the same network in '
+        'exact mode (exact=True: fixed-point pairs); next to its floating-'
+        'point mode it gets the time ratio between the two')
     add_run_arguments(
         parser,
         batch_size=64,

@@ -96,6 +96,14 @@ class BaseReversibleNet(DefinedBackbone):
             Defaults to ``'reversible'``.
         block_cfg (dict, optional): Extra keyword arguments of every block
             (e.g. ``dict(start='zero')`` for the leapfrog). Defaults to None.
+        exact (bool): Exact reversibility: each unit holds its state pair
+            in fixed point (float64 multiples of ``2^-32``) and every step
+            adds its increment rounded to that grid, so the backward
+            rebuilds every state bit for bit, in any precision and under
+            autocast (see :class:`ReversibleSequence`). It changes the
+            network's outputs (by less than float32's own round-off), not
+            its ``state_dict``; every ``mode`` runs the same arithmetic.
+            Defaults to False.
         init_cfg (dict | list[dict], optional): Initialisation config.
             Defaults to Kaiming for convolutions, 1 for norm weights.
         reversible (bool, optional): Deprecated, use ``mode``: True is
@@ -120,6 +128,8 @@ class BaseReversibleNet(DefinedBackbone):
     A ``Pretrained`` checkpoint may lack or have other ``out_norms`` (the
     norms of the outputs it returned).
     """
+    #: checkpoints from before ``exact`` existed ran floating-point states
+    unrecorded_defaults = {'exact': False}
     block_cls: Type[ReversibleBlock] = None
     arch_settings: Dict[str, dict] = {}
     default_h: float = 0.1
@@ -140,6 +150,7 @@ class BaseReversibleNet(DefinedBackbone):
                  norm_eval: bool = False,
                  mode: Mode = 'reversible',
                  block_cfg: Optional[dict] = None,
+                 exact: bool = False,
                  init_cfg=[
                      dict(type='Kaiming', layer=['Conv2d']),
                      dict(type='Constant', val=1, layer=['_BatchNorm'])
@@ -184,6 +195,12 @@ class BaseReversibleNet(DefinedBackbone):
         self.norm_cfg = norm_cfg
         self.act_cfg = act_cfg
         self.block_cfg = dict(block_cfg or {})
+        if not isinstance(exact, bool):
+            raise TypeError(f'{name}: exact must be True or False, got '
+                            f'{exact!r}.')
+        #: Exact reversibility (fixed-point pairs); part of the network's
+        #: definition, since it changes the outputs.
+        self.exact = exact
 
         self.stem = self._make_stem(in_channels, self.widths[0], stem_type,
                                     norm_cfg, act_cfg)
@@ -207,12 +224,15 @@ class BaseReversibleNet(DefinedBackbone):
 
     def definition(self) -> dict:
         """The network besides its weights: ``type``, ``arch``, ``h``,
-        ``in_channels``, ``stem_type``, ``out_norm``, ``norm_cfg``,
-        ``act_cfg`` and ``block_cfg`` (see :class:`DefinedBackbone`)."""
+        ``exact``, ``in_channels``, ``stem_type``, ``out_norm``,
+        ``norm_cfg``, ``act_cfg`` and ``block_cfg`` (see
+        :class:`DefinedBackbone`)."""
         return dict(
             super().definition(),
             arch=dict(self.arch, blocks=self.blocks, widths=self.widths),
             h=float(self.h),
+            # fixed-point states round every step: another network
+            exact=bool(self.exact),
             in_channels=self.in_channels,
             stem_type=self.stem_type,
             out_norm=bool(self.out_norm),
@@ -246,7 +266,7 @@ class BaseReversibleNet(DefinedBackbone):
                             norm_cfg=self.norm_cfg, act_cfg=self.act_cfg,
                             **self.block_cfg) for index in range(num_blocks)
         ]
-        return ReversibleSequence(blocks, mode=mode)
+        return ReversibleSequence(blocks, mode=mode, exact=self.exact)
 
     @property
     def mode(self) -> Mode:

@@ -1,14 +1,17 @@
 """The reversible engine: shift steps, their autograd function, units."""
 from .block import ReversibleBlock
-from .function import (ReversibleFunction, collect_parameters,
-                       frozen_running_stats)
+from .fixed_point import LIMIT, QUANTUM, FixedPointRangeError
+from .function import (ReversibleFunction, ReversibleOptions,
+                       collect_parameters, frozen_running_stats)
 from .modes import EXECUTION_MODES, Mode, legacy_mode, parse_modes
+from .probe import RebuildProbe, RebuildRecord
 from .sequence import ReversibleSequence
 from .shift_step import ShiftStep, run_steps, shift, unshift
 
 __all__ = [
-    'EXECUTION_MODES', 'Mode', 'legacy_mode', 'parse_modes',
-    'ReversibleBlock', 'ReversibleFunction', 'ReversibleSequence',
+    'EXECUTION_MODES', 'FixedPointRangeError', 'LIMIT', 'Mode', 'QUANTUM',
+    'RebuildProbe', 'RebuildRecord', 'ReversibleOptions', 'legacy_mode',
+    'parse_modes', 'ReversibleBlock', 'ReversibleFunction', 'ReversibleSequence',
     'run_steps',
     'ShiftStep', 'collect_parameters', 'frozen_running_stats', 'shift',
     'unshift'

@@ -9,14 +9,36 @@ vector-Jacobian product, and so costs one extra ``F`` evaluation per step over
 plain autograd (4 against 3 evaluations of ``F`` per training step).
 """
 from contextlib import contextmanager, nullcontext
-from typing import List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from .fixed_point import RangeGuard, value
+from .probe import RunProbe
 from .shift_step import ShiftStep, shift, unshift
+
+
+@dataclass(frozen=True)
+class ReversibleOptions:
+    """How :class:`ReversibleFunction` runs its steps.
+
+    Args:
+        preserve_rng_state (bool): Replay the random generators' states in
+            the recompute. Defaults to False.
+        fixed_dtype (torch.dtype, optional): Exact mode: the pair is on the
+            fixed-point grid of :mod:`.fixed_point` (float64) and ``F``
+            works in this dtype; the states are rebuilt bit for bit.
+            Defaults to None (floating point).
+        probe (RunProbe, optional): Keep the forward's input pair(s) and
+            compare the rebuilt ones (:mod:`.probe`). Defaults to None.
+    """
+    preserve_rng_state: bool = False
+    fixed_dtype: Optional[torch.dtype] = None
+    probe: Optional[RunProbe] = None
 
 
 @contextmanager
@@ -72,9 +94,10 @@ def collect_parameters(
 class ReversibleFunction(torch.autograd.Function):
     """Run shift steps storing only the final pair; rebuild on backward.
 
-    Called as ``ReversibleFunction.apply(steps, param_index,
-    preserve_rng_state, a, b, *params)`` with ``params, param_index =
-    collect_parameters(steps)``. Passing the parameters as inputs lets autograd
+    Called as ``ReversibleFunction.apply(steps, param_index, options, a, b,
+    *params)`` with ``params, param_index = collect_parameters(steps)`` and
+    ``options`` a :class:`ReversibleOptions` (or a bool, its
+    ``preserve_rng_state``). Passing the parameters as inputs lets autograd
     deliver their gradients through the usual leaf accumulation, so DDP hooks,
     gradient accumulation and frozen parameters behave as with any module.
 
@@ -85,23 +108,33 @@ class ReversibleFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, steps: Sequence[ShiftStep], param_index: List[List[int]],
-                preserve_rng_state: bool, a: Tensor, b: Tensor,
+                options: Union[ReversibleOptions, bool], a: Tensor, b: Tensor,
                 *params: Tensor) -> Tuple[Tensor, Tensor]:
+        if not isinstance(options, ReversibleOptions):
+            options = ReversibleOptions(preserve_rng_state=bool(options))
         ctx.steps = steps
         ctx.param_index = param_index
+        ctx.options = options
         ctx.autocast = _autocast_state(a.device.type)
+        fixed, probe = options.fixed_dtype, options.probe
+        guard = RangeGuard() if fixed is not None else None
         rng_states: List[Tensor] = []
         inputs = (a, b)
-        for step in steps:
-            if preserve_rng_state:
+        for k, step in enumerate(steps):
+            if probe is not None and probe.wants(k):
+                probe.keep(k, a, b)
+            if options.preserve_rng_state:
                 rng_states.extend(_get_rng_states(a.device))
-            f = step.fn(b)
+            f = step.fn(b if fixed is None else value(b, fixed, guard))
             # ``a`` is dead after this step: reuse its memory unless it is
             # one of the caller's tensors.
             owned = not any(a is x for x in inputs)
-            a, b = b, shift(step, a, b, f, inplace=owned)
+            a, b = b, shift(step, a, b, f, inplace=owned, fixed_dtype=fixed)
         if any(a is x for x in inputs):  # one-step unit: do not alias input
             a = a.clone()
+        if guard is not None:
+            guard.watch(b)
+            guard.check()
         ctx.save_for_backward(a, b, *rng_states)
         return a, b
 
@@ -121,6 +154,14 @@ class ReversibleFunction(torch.autograd.Function):
         b, c, *rng_states = ctx.saved_tensors
         rng_per_step = len(rng_states) // len(steps)
         needs_input_grad = ctx.needs_input_grad
+        fixed, probe = ctx.options.fixed_dtype, ctx.options.probe
+        if fixed is not None and not ctx.autocast['enabled']:
+            # The pair is float64; its gradients are taken in F's dtype
+            # (autograd casts those returned for the float64 inputs). Under
+            # autocast they stay float64, as in plain autograd: each step
+            # rounds them to F's low precision, which would turn float32
+            # round-off into differences of that precision's size.
+            grad_b, grad_c = grad_b.to(fixed), grad_c.to(fixed)
         param_grads: List[Optional[Tensor]] = [None] * (
             len(needs_input_grad) - 5)
         # The saved pair may still be held by the caller, so it is never
@@ -137,10 +178,14 @@ class ReversibleFunction(torch.autograd.Function):
             step_rng = rng_states[k * rng_per_step:(k + 1) * rng_per_step]
             with torch.enable_grad(), _autocast(ctx.autocast), \
                     _restored_rng(step_rng, b.device):
-                b_leaf = b.detach().requires_grad_(needs_b)
+                b_in = b if fixed is None else value(b, fixed)
+                b_leaf = b_in.detach().requires_grad_(needs_b)
                 f = step.fn(b_leaf)
-            if k > 0:
-                a = unshift(step, b, c, f.detach(), inplace=c_owned)
+            if k > 0 or (probe is not None and probe.wants(0)):
+                a = unshift(step, b, c, f.detach(), inplace=c_owned,
+                            fixed_dtype=fixed)
+                if probe is not None and probe.wants(k):
+                    probe.compare(k, a, b)
 
             # The VJP is linear in its vector: take it of grad_c itself and
             # scale the results by gamma while accumulating them, instead of

@@ -9,8 +9,11 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.checkpoint import checkpoint
 
 from .block import ReversibleBlock
-from .function import ReversibleFunction, collect_parameters
+from .fixed_point import RangeGuard, check_exact_step, to_grid
+from .function import (ReversibleFunction, ReversibleOptions,
+                       collect_parameters)
 from .modes import Mode, legacy_mode, parse_modes
+from .probe import RebuildProbe
 from .shift_step import ShiftStep, run_steps
 
 
@@ -32,6 +35,15 @@ class ReversibleSequence(nn.Module):
     maps, saliency, adversarial inputs) is exact, at the memory cost of plain
     autograd.
 
+    With ``exact=True`` the pair is held on a fixed-point grid (float64
+    multiples of ``2^-32``, :mod:`.fixed_point`) and every step adds its
+    increment rounded to the grid, so the backward rebuilds every state bit
+    for bit, in any precision and under autocast. Every mode (and eval)
+    runs this same arithmetic, so outputs and ``state_dict`` still agree
+    across modes; the rounding is the identity in the backward. A state
+    that is not finite or reaches ``2^19`` in magnitude raises
+    :class:`~.fixed_point.FixedPointRangeError`.
+
     Args:
         blocks (Sequence[ReversibleBlock]): The blocks of the unit. The first
             block's :meth:`~ReversibleBlock.split` makes the pair from the
@@ -47,6 +59,8 @@ class ReversibleSequence(nn.Module):
             ``'reversible'``, False ``'plain'``. Defaults to None.
         with_cp (bool, optional): Deprecated, use ``mode``: with
             ``reversible=False``, ``'checkpoint'``. Defaults to None.
+        exact (bool): Hold the pair in fixed point so that the backward
+            rebuilds it bit for bit (see above). Defaults to False.
     """
 
     def __init__(self,
@@ -54,7 +68,8 @@ class ReversibleSequence(nn.Module):
                  mode: Mode = 'reversible',
                  preserve_rng_state: bool = False,
                  reversible: Optional[bool] = None,
-                 with_cp: Optional[bool] = None):
+                 with_cp: Optional[bool] = None,
+                 exact: bool = False):
         super().__init__()
         if not blocks:
             raise ValueError('ReversibleSequence needs at least one block.')
@@ -62,6 +77,34 @@ class ReversibleSequence(nn.Module):
         self.mode = legacy_mode(mode, reversible, with_cp,
                                 'ReversibleSequence')
         self.preserve_rng_state = preserve_rng_state
+        self.exact = exact
+        self._probe: Optional[RebuildProbe] = None
+
+    @property
+    def exact(self) -> bool:
+        """Whether the pair is held in fixed point (exact reversal)."""
+        return self._exact
+
+    @exact.setter
+    def exact(self, exact: bool):
+        if not isinstance(exact, bool):
+            raise TypeError('ReversibleSequence: exact must be True or False, '
+                            f'got {exact!r}.')
+        if exact:
+            for block in self.blocks:
+                for step in block.shift_steps():
+                    check_exact_step(step.alpha, step.beta,
+                                     type(block).__name__)
+        self._exact = exact
+
+    def probe_rebuild(self, probe: Optional[RebuildProbe]):
+        """Compare the pairs rebuilt by the backward of the next training
+        forward with the forward's (see :mod:`.probe`); None cancels.
+
+        Only runs of reversible blocks rebuild anything; the probe is
+        used by one forward and then dropped.
+        """
+        self._probe = probe
 
     @property
     def mode(self) -> Mode:
@@ -103,20 +146,44 @@ class ReversibleSequence(nn.Module):
             x = x.float()
         a, b = self.blocks[0].split(x)
         block_steps = [block.shift_steps() for block in self.blocks]
-        a, b = self._run(block_steps, a, b)
-        return self.blocks[-1].merge(a, b)
+        if not self.exact:
+            a, b = self._run(block_steps, a, b)
+            return self.blocks[-1].merge(a, b)
+        dtype = a.dtype
+        guard = RangeGuard(
+            f'ReversibleSequence of {type(self.blocks[0]).__name__}s')
+        guard.watch(a)
+        if b is not a:
+            guard.watch(b)
+        a, b = (to_grid(a), ) * 2 if a is b else (to_grid(a), to_grid(b))
+        a, b = self._run(block_steps, a, b, dtype, guard)
+        guard.watch(b)
+        guard.check()
+        return self.blocks[-1].merge(a.to(dtype), b.to(dtype))
 
-    def _run(self, block_steps: List[List[ShiftStep]], a: Tensor,
-             b: Tensor) -> Tuple[Tensor, Tensor]:
+    def _run(self,
+             block_steps: List[List[ShiftStep]],
+             a: Tensor,
+             b: Tensor,
+             fixed_dtype: Optional[torch.dtype] = None,
+             guard: Optional[RangeGuard] = None) -> Tuple[Tensor, Tensor]:
+        exact = dict(fixed_dtype=fixed_dtype, guard=guard)
         if not torch.is_grad_enabled() or not self.training or _tracing():
             return run_steps([s for steps in block_steps for s in steps], a,
-                             b)
+                             b, **exact)
+        probe, self._probe = self._probe, None
+        if probe is not None:
+            probe.exact = fixed_dtype is not None
         for first, last in _runs(self.block_modes):
             mode = self.block_modes[first]
             if mode == 'reversible':
                 steps = [s for block in block_steps[first:last] for s in block]
-                pair = _run_reversible(steps, a, b, self.preserve_rng_state)
-                a, b = pair if pair is not None else run_steps(steps, a, b)
+                options = ReversibleOptions(
+                    self.preserve_rng_state, fixed_dtype,
+                    probe.new_run() if probe is not None else None)
+                pair = _run_reversible(steps, a, b, options)
+                a, b = pair if pair is not None else run_steps(
+                    steps, a, b, **exact)
                 continue
             for block, steps in zip(self.blocks[first:last],
                                     block_steps[first:last]):
@@ -128,11 +195,13 @@ class ReversibleSequence(nn.Module):
                         steps,
                         a,
                         b,
+                        fixed_dtype,
+                        guard,
                         use_reentrant=False,
                         preserve_rng_state=self.preserve_rng_state,
                         context_fn=partial(_recompute_contexts, block))
                 else:
-                    a, b = run_steps(steps, a, b)
+                    a, b = run_steps(steps, a, b, **exact)
         return a, b
 
 
@@ -148,7 +217,7 @@ def _runs(modes: Sequence[str]) -> List[Tuple[int, int]]:
 
 @torch.compiler.disable
 def _run_reversible(steps: List[ShiftStep], a: Tensor, b: Tensor,
-                    preserve_rng_state: bool) -> Optional[Pair]:
+                    options: ReversibleOptions) -> Optional[Pair]:
     """Run ``steps`` as one :class:`ReversibleFunction`, or return None if
     nothing needs a gradient.
 
@@ -163,8 +232,8 @@ def _run_reversible(steps: List[ShiftStep], a: Tensor, b: Tensor,
     if not (a.requires_grad or b.requires_grad
             or any(p.requires_grad for p in params)):
         return None
-    return ReversibleFunction.apply(steps, param_index, preserve_rng_state, a,
-                                    b, *params)
+    return ReversibleFunction.apply(steps, param_index, options, a, b,
+                                    *params)
 
 
 def _tracing() -> bool:

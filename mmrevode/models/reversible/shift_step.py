@@ -11,9 +11,13 @@ Hamiltonian (Verlet), Midpoint, Leapfrog and RevNet blocks are short sequences
 of such steps that differ only in ``F`` and the three coefficients.
 """
 from dataclasses import dataclass
-from typing import Callable, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
+import torch
 from torch import Tensor
+
+from .fixed_point import (QUANTUM, RangeGuard, recording, increment,
+                          increment_units, value)
 
 
 @dataclass(frozen=True)
@@ -39,11 +43,22 @@ class ShiftStep:
                              f'got alpha={self.alpha}.')
 
 
+def _exact_increment(step: ShiftStep, f: Tensor,
+                     fixed_dtype: torch.dtype) -> Tuple[Tensor, float]:
+    """``(g, s)`` with ``s * g = q * trunc(gamma * f / q)``: float64 and 1
+    where autograd tracks ``f`` (straight-through), else the integer-valued
+    increment in quanta and ``q`` (exact in float64, one pass fewer)."""
+    if (f.requires_grad and torch.is_grad_enabled()) or recording():
+        return increment(f, step.gamma, fixed_dtype), 1.0
+    return increment_units(f, step.gamma, fixed_dtype), QUANTUM
+
+
 def shift(step: ShiftStep,
           a: Tensor,
           b: Tensor,
           f: Tensor,
-          inplace: bool = False) -> Tensor:
+          inplace: bool = False,
+          fixed_dtype: Optional[torch.dtype] = None) -> Tensor:
     """Compute ``c = alpha * a + beta * b + gamma * f``.
 
     Every execution mode (plain autograd, the reversible function, the
@@ -57,13 +72,19 @@ def shift(step: ShiftStep,
         inplace (bool): Write ``c`` into ``a``'s memory. Only for tensors
             that autograd does not track and nothing else reads.
             Defaults to False.
+        fixed_dtype (torch.dtype, optional): Exact mode: the pair is on the
+            fixed-point grid of :mod:`.fixed_point` and ``F`` works in this
+            dtype; the step adds ``q * trunc(gamma * f / q)``, exactly.
+            Defaults to None (floating point).
     """
+    gamma = step.gamma
+    if fixed_dtype is not None:
+        f, gamma = _exact_increment(step, f, fixed_dtype)
     if step.alpha == 1:
-        c = a.add_(f, alpha=step.gamma) if inplace else a.add(
-            f, alpha=step.gamma)
+        c = a.add_(f, alpha=gamma) if inplace else a.add(f, alpha=gamma)
     else:
         c = a.mul_(step.alpha) if inplace else a.mul(step.alpha)
-        c.add_(f, alpha=step.gamma)
+        c.add_(f, alpha=gamma)
     if step.beta != 0:
         c.add_(b, alpha=step.beta)
     return c
@@ -73,7 +94,8 @@ def unshift(step: ShiftStep,
             b: Tensor,
             c: Tensor,
             f: Tensor,
-            inplace: bool = False) -> Tensor:
+            inplace: bool = False,
+            fixed_dtype: Optional[torch.dtype] = None) -> Tensor:
     """Reconstruct ``a = (c - beta * b - gamma * f) / alpha``.
 
     Args:
@@ -83,9 +105,13 @@ def unshift(step: ShiftStep,
         inplace (bool): Write ``a`` into ``c``'s memory. Only for tensors
             that autograd does not track and nothing else reads.
             Defaults to False.
+        fixed_dtype (torch.dtype, optional): Exact mode, as in
+            :func:`shift`: the step is undone bit for bit. Defaults to None.
     """
-    a = c.sub_(f, alpha=step.gamma) if inplace else c.sub(
-        f, alpha=step.gamma)
+    gamma = step.gamma
+    if fixed_dtype is not None:
+        f, gamma = _exact_increment(step, f.detach(), fixed_dtype)
+    a = c.sub_(f, alpha=gamma) if inplace else c.sub(f, alpha=gamma)
     if step.beta != 0:
         a.sub_(b, alpha=step.beta)
     if step.alpha == -1:
@@ -95,9 +121,26 @@ def unshift(step: ShiftStep,
     return a
 
 
-def run_steps(steps: Sequence[ShiftStep], a: Tensor,
-              b: Tensor) -> Tuple[Tensor, Tensor]:
-    """Apply shift steps to the pair ``(a, b)`` under plain autograd."""
+def run_steps(steps: Sequence[ShiftStep],
+              a: Tensor,
+              b: Tensor,
+              fixed_dtype: Optional[torch.dtype] = None,
+              guard: Optional[RangeGuard] = None) -> Tuple[Tensor, Tensor]:
+    """Apply shift steps to the pair ``(a, b)`` under plain autograd.
+
+    Args:
+        steps (Sequence[ShiftStep]): The steps.
+        a, b (Tensor): The pair.
+        fixed_dtype (torch.dtype, optional): Exact mode (see :func:`shift`);
+            ``F`` sees the state in this dtype. Defaults to None.
+        guard (RangeGuard, optional): Notes the states ``F`` sees, in exact
+            mode. Defaults to None.
+    """
+    if fixed_dtype is None:
+        for step in steps:
+            a, b = b, shift(step, a, b, step.fn(b))
+        return a, b
     for step in steps:
-        a, b = b, shift(step, a, b, step.fn(b))
+        f = step.fn(value(b, fixed_dtype, guard))
+        a, b = b, shift(step, a, b, f, fixed_dtype=fixed_dtype)
     return a, b
