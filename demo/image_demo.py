@@ -36,7 +36,8 @@ from mmpretrain.apis import ImageClassificationInferencer, get_model
 
 from mmrevode.engine.launcher import load_config, merge_cfg_options, run_cli
 from mmrevode.utils.tools import (add_cfg_options_argument,
-                                  config_image_size, load_fitting_checkpoint,
+                                  class_names, config_image_size,
+                                  load_fitting_checkpoint,
                                   parse_image_size)
 
 #: Ends every prediction line of a model with random weights.
@@ -104,8 +105,9 @@ def build_inferencer(args) -> ImageClassificationInferencer:
     model = get_model(cfg, pretrained=False)
     classes = None
     if args.checkpoint:
-        meta = load_fitting_checkpoint(model, args.checkpoint).get('meta')
-        classes = ((meta or {}).get('dataset_meta') or {}).get('classes')
+        checkpoint = load_fitting_checkpoint(model, args.checkpoint)
+        classes = class_names(cfg, checkpoint, model.head.num_classes,
+                              args.checkpoint)
     return ImageClassificationInferencer(
         model, pretrained=False, device=args.device, classes=classes)
 

@@ -28,7 +28,7 @@ class at all; :func:`load_from_local` turns them back into ``HistoryBuffer``
 objects (:func:`restore_message_hub`).
 """
 
-import contextlib
+import io
 import os
 import os.path as osp
 import re
@@ -88,13 +88,31 @@ _MEMBER_NAME = re.compile(r'[A-Za-z0-9_\-][A-Za-z0-9_.\-]*'
                           r'(/[A-Za-z0-9_.\-]+)+')
 
 
-def _check_archive(filename: str) -> None:
-    """Refuse what ``torch.load`` should not be handed: no zip archive (the
-    legacy format, or not a checkpoint), odd member names, or a TorchScript
-    archive (which ``torch.load`` would pass on to ``torch.jit.load``)."""
+def _read_archive(filename: str) -> io.BytesIO:
+    """The checkpoint's archive, checked and written anew for ``torch.load``.
+
+    Refused: no zip archive (the legacy format, or not a checkpoint),
+    compressed members (torch.save stores them; a compressed member could
+    unpack to any size), odd member names, a TorchScript archive (which
+    ``torch.load`` would pass on to ``torch.jit.load``). The members that
+    were checked are written into a new archive in memory, which is what
+    ``torch.load`` reads: its own zip reader may find another member list
+    in the same bytes than Python's does (two central directories), and
+    must see only the checked one.
+    """
     try:
         with zipfile.ZipFile(filename) as archive:
-            names = archive.namelist()
+            infos = archive.infolist()
+            names = [info.filename for info in infos]
+            compressed = [
+                info.filename for info in infos
+                if info.compress_type != zipfile.ZIP_STORED
+            ]
+            if not compressed:
+                _check_names(filename, names)
+                members = [(name, archive.read(name)) for name in names]
+    except CheckpointError:
+        raise
     except Exception as e:  # BadZipFile, OSError, NotImplementedError, ...
         raise CorruptCheckpointError(
             f'The checkpoint {filename} ({osp.getsize(filename)} bytes) '
@@ -103,6 +121,20 @@ def _check_archive(filename: str) -> None:
             f'legacy format of torch < 1.6 is not read: {_one_line(e)}). '
             'Use an earlier checkpoint of the run '
             '(epoch_*.pth in the work directory), or train again.') from None
+    if compressed:
+        raise CorruptCheckpointError(
+            f'The checkpoint {filename} is not an archive as torch.save '
+            f'writes it: compressed members '
+            f'{_one_line(repr(compressed), 120)}. It was refused.')
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, 'w', zipfile.ZIP_STORED) as archive:
+        for name, data in members:
+            archive.writestr(name, data)
+    buffer.seek(0)
+    return buffer
+
+
+def _check_names(filename: str, names: list) -> None:
     folders = {name.split('/', 1)[0] for name in names}
     bad = [
         name for name in names if not _MEMBER_NAME.fullmatch(name)
@@ -137,10 +169,10 @@ def _zip_is_intact(filename: str) -> bool:
 
 def _load_data(filename: str, map_location):
     """``torch.load`` with the checkpoint unpickler; errors as one line."""
-    _check_archive(filename)
+    archive = _read_archive(filename)
     try:
         return torch.load(
-            filename,
+            archive,
             map_location=map_location,
             pickle_module=checkpoint_pickle)
     except UnsafePickleError as e:

@@ -86,15 +86,19 @@ def encode_definition(definition: Mapping[str, Any]) -> torch.Tensor:
     return torch.tensor(list(text.encode('utf-8')), dtype=torch.uint8)
 
 
+#: A definition is a few hundred bytes; anything much larger is not one.
+MAX_DEFINITION_BYTES = 1 << 16
+
+
 def decode_definition(value: Any) -> Any:
     """The definition stored by :func:`encode_definition` (a dict is taken
     as it is); anything unreadable is returned unchanged, to be reported as
     a difference."""
     if isinstance(value, torch.Tensor) and value.dtype == torch.uint8 and \
-            value.dim() == 1:
+            value.dim() == 1 and value.numel() <= MAX_DEFINITION_BYTES:
         try:
             return json.loads(bytes(value.tolist()).decode('utf-8'))
-        except ValueError:
+        except (ValueError, RecursionError):
             return value
     return value
 

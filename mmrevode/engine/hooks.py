@@ -108,6 +108,8 @@ def checkpoint_mismatches(model: torch.nn.Module,
     if not isinstance(state, dict) or not any(
             isinstance(v, torch.Tensor) for v in state.values()):
         return ['it holds no weights']
+    if not all(isinstance(k, str) for k in state):
+        return ['its weights are named by something else than strings']
     state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
     optional = tuple(optional)
     if check_definitions:
@@ -125,6 +127,12 @@ def checkpoint_mismatches(model: torch.nn.Module,
     unexpected = [
         k for k in state if k not in expected and not k.startswith(optional)
     ]
+    # torch skips a value that is not a tensor and MMEngine only logs it:
+    # the model would keep its initial weights there
+    not_tensors = [
+        f'{k} ({type(state[k]).__name__})' for k in expected
+        if k in state and not isinstance(state[k], torch.Tensor)
+    ]
     shapes = [
         f'{k} {tuple(state[k].shape)} vs {tuple(v.shape)} in the model'
         for k, v in expected.items()
@@ -132,6 +140,7 @@ def checkpoint_mismatches(model: torch.nn.Module,
             state.get(k), torch.Tensor) and state[k].shape != v.shape
     ]
     for label, keys in (('missing keys', missing),
+                        ('values that are not tensors', not_tensors),
                         ('unexpected keys', unexpected),
                         ('different shapes', shapes)):
         if keys:

@@ -400,8 +400,9 @@ def checkpoint_meta(path: str) -> dict:
     checkpoint = load_from_local(path, map_location='cpu')
     meta = checkpoint.get('meta', {}) if isinstance(checkpoint, dict) \
         else None
+    seed = meta.get('seed') if isinstance(meta, dict) else None
     if not isinstance(meta, dict) or not (
-            meta.get('seed') is None or type(meta['seed']) is int):
+            seed is None or type(seed) is int and 0 <= seed < 2**32):
         raise CorruptCheckpointError(
             f'The checkpoint {path} cannot be resumed: it is not a dict with '
             'a meta dict (and an int seed) as the Runner saves it.')

@@ -185,33 +185,89 @@ def check_optimizer_state(optimizer: torch.optim.Optimizer,
                 built['params'],
                 optimizer.param_groups[i]['params']):
             shapes[index] = param.shape
+    storages = set()
     for index, entries in state['state'].items():
         if index not in shapes or not isinstance(entries, Mapping):
             raise ResumeStateError(
                 f'its optimizer state names parameter {index!r:.20}, which '
                 'the optimizer does not have')
         for key, value in entries.items():
-            if isinstance(value, torch.Tensor) and value.dim() and \
-                    value.shape != shapes[index]:
+            where = f'its optimizer state {key!r:.30} of parameter {index}'
+            if not isinstance(value, torch.Tensor):
+                if not _finite_numbers(value) or isinstance(value, list):
+                    raise ResumeStateError(f'{where} is not a number')
+                continue
+            # the optimizer keeps these tensors and updates them in place
+            if value.dim() and value.shape != shapes[index]:
                 raise ResumeStateError(
-                    f'its optimizer state {key} of parameter {index} has the '
-                    f'shape {tuple(value.shape)}, the parameter '
-                    f'{tuple(shapes[index])}')
+                    f'{where} has the shape {tuple(value.shape)}, the '
+                    f'parameter {tuple(shapes[index])}')
+            if value.is_complex() or not value.is_contiguous() or (
+                    value.dim() == 0 and value.numel() != 1):
+                raise ResumeStateError(
+                    f'{where} is not a plain tensor of numbers')
+            storage = value.untyped_storage().data_ptr()
+            if value.numel() and storage in storages:
+                raise ResumeStateError(
+                    f'{where} shares its memory with another state')
+            storages.add(storage)
+
+
+def check_loss_scaler_state(scaler: Any, state: Any) -> None:
+    """Check an AMP loss scaler's state against the built scaler: its
+    growth and back-off settings are configuration, not state."""
+    own = scaler.state_dict()
+    if not isinstance(state, Mapping) or not set(state) <= set(own):
+        raise ResumeStateError('its loss scaler state has other keys than '
+                               f'{sorted(own)}')
+    for key, value in state.items():
+        if key in ('growth_factor', 'backoff_factor', 'growth_interval'):
+            if value != own[key]:
+                raise ResumeStateError(
+                    f'its loss scaler has {key}={value!r:.30}, the config '
+                    f'{own[key]!r:.30}')
+        elif not _finite_numbers(value) or isinstance(value, (list, tuple)):
+            raise ResumeStateError(f'its loss scaler {key} is not a number')
+
+
+def check_meta(meta: Any) -> None:
+    """The run's position and seed, as the Runner saves them."""
+    if meta is None:
+        return
+    if not isinstance(meta, Mapping):
+        raise ResumeStateError('its meta is not a dict')
+    for key in ('epoch', 'iter'):
+        if key in meta and not (type(meta[key]) is int and
+                                0 <= meta[key] < 2**63):
+            raise ResumeStateError(f'its meta {key} {meta[key]!r:.30} is not '
+                                   'a count')
+    seed = meta.get('seed')
+    if not (seed is None or type(seed) is int and 0 <= seed < 2**32):
+        raise ResumeStateError(f'its seed {seed!r:.30} is not an int in '
+                               '[0, 2**32)')
 
 
 def check_resume_state(runner, checkpoint: Mapping, path: str) -> None:
-    """Check the optimizer and scheduler states of ``checkpoint`` against
-    what ``runner`` built (those it has built; a test run builds none).
+    """Check the meta (epoch, iter, seed), the optimizer, loss-scaler and
+    scheduler states of ``checkpoint`` against what ``runner`` built (those
+    it has built; a test run builds none).
 
     Raises:
         ResumeStateError: One line naming ``path`` and what does not fit.
     """
     from mmengine.optim import OptimWrapper, OptimWrapperDict
     try:
+        check_meta(checkpoint.get('meta'))
         wrapper = getattr(runner, 'optim_wrapper', None)
         if 'optimizer' in checkpoint and isinstance(wrapper, OptimWrapper) \
                 and not isinstance(wrapper, OptimWrapperDict):
             check_optimizer_state(wrapper.optimizer, checkpoint['optimizer'])
+            scaler = getattr(wrapper, 'loss_scaler', None)
+            if isinstance(checkpoint['optimizer'], Mapping) and hasattr(
+                    scaler, 'state_dict') and \
+                    'loss_scaler' in checkpoint['optimizer']:
+                check_loss_scaler_state(
+                    scaler, checkpoint['optimizer']['loss_scaler'])
         schedulers = getattr(runner, 'param_schedulers', None)
         if 'param_schedulers' in checkpoint and _built(schedulers):
             check_scheduler_states(schedulers,

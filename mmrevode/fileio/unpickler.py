@@ -193,8 +193,11 @@ class RecordUnpickler(pickle._Unpickler):
 
     # -- the memo: remember where records are, to replace them when built ----
     def _put(self, key: int) -> None:
-        if key < 0:
-            raise UnsafePickleError('a negative memo key')
+        # (text PUT keys are unbounded: keys chosen to collide would make
+        # the memo quadratic)
+        if not 0 <= key < 2**32:
+            raise UnsafePickleError(f'the memo key {key:.3g}, outside '
+                                    '[0, 2**32)')
         value = self.stack[-1]
         self.memo[key] = value
         if isinstance(value, Record):

@@ -72,6 +72,44 @@ def load_fitting_checkpoint(model: nn.Module, path: str) -> dict:
     return checkpoint
 
 
+def class_names(cfg: Config, checkpoint: dict, num_classes: int,
+                path: str) -> Optional[Sequence[str]]:
+    """The names of the classes a classifier of ``cfg`` predicts.
+
+    The config's test data set names them (its ``metainfo`` or its class's
+    ``METAINFO``); the names a checkpoint carries
+    (``meta['dataset_meta']['classes']``) must be the same, or, where the
+    config names none, ``num_classes`` strings.
+
+    Raises:
+        CheckpointMismatchError: The checkpoint names other classes.
+    """
+    from mmpretrain.registry import DATASETS
+
+    from mmrevode.engine import CheckpointMismatchError
+    dataset = (cfg.get('test_dataloader') or {}).get('dataset') or {}
+    configured = (dataset.get('metainfo') or {}).get('classes')
+    if configured is None and isinstance(dataset.get('type'), str):
+        cls = DATASETS.get(dataset['type'])
+        configured = getattr(cls, 'METAINFO', {}).get('classes')
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    stored = ((meta if isinstance(meta, dict) else {}).get('dataset_meta')
+              or {})
+    stored = stored.get('classes') if isinstance(stored, dict) else None
+    if stored is not None:
+        names = list(stored) if isinstance(stored, (list, tuple)) else None
+        if names is None or len(names) != num_classes or not all(
+                isinstance(n, str) for n in names) or (
+                    configured is not None and names != list(configured)):
+            raise CheckpointMismatchError(
+                f'The checkpoint {path} names the classes '
+                f'{str(stored)[:120]}, which are not the {num_classes} '
+                'classes of the config'
+                + (f' ({str(list(configured))[:120]})'
+                   if configured is not None else '') + '.')
+    return list(configured) if configured is not None else stored
+
+
 #: Transforms that make images of one size, the argument that gives it and
 #: its order: MMCV's Resize and CenterCrop take (w, h), MMPretrain's crops
 #: (h, w).

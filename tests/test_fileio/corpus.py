@@ -518,3 +518,34 @@ def data_files(folder, marker):
             f.write(good[:int(len(good) * fraction)])
         files[('truncation', f'cut at {fraction:.0%}')] = path
     return files
+
+
+def central_entry(name, comment=b''):
+    """A zip central-directory entry for ``name`` (offsets zero)."""
+    name = name.encode()
+    return struct.pack('<IHHHHHHIIIHHHHHII', 0x02014b50, 20, 20, 0, 0, 0, 0,
+                       0, 0, 0, len(name), 0, len(comment), 0, 0, 0,
+                       0) + name + comment
+
+
+def two_directory_archive(archive_bytes, path):
+    """``archive_bytes`` (a zip) with a second, decoy central directory
+    (members ``data.pkl`` and ``version`` only) just before a new end
+    record that still points at the first one: Python's zipfile reads the
+    decoy (found before the end record), torch's reader the original (at
+    the offset the end record states)."""
+    end = archive_bytes.rfind(b'PK\x05\x06')
+    _, _, _, _, entries, size, offset, _ = struct.unpack(
+        '<IHHHHIIH', archive_bytes[end:end + 22])
+    with zipfile.ZipFile(io.BytesIO(archive_bytes)) as archive:
+        folder = archive.namelist()[0].split('/')[0]
+    pad = size + 1 - len(
+        central_entry(f'{folder}/data.pkl') +
+        central_entry(f'{folder}/version'))
+    decoy = central_entry(f'{folder}/data.pkl') + central_entry(
+        f'{folder}/version', b' ' * max(pad, 0))
+    with open(path, 'wb') as f:
+        f.write(archive_bytes[:offset + size] + decoy + struct.pack(
+            '<IHHHHIIH', 0x06054b50, 0, 0, entries, entries, len(decoy),
+            offset, 0))
+    return str(path)

@@ -188,3 +188,41 @@ print('refused', refused)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f'refused {len(files) + len(data)}' in result.stdout
     assert not corpus['marker'].exists()
+
+
+class _TorchScriptPayload(torch.nn.Module):
+    """TorchScript whose ``__setstate__`` runs when torch.jit.load reads it."""
+
+    def __init__(self):
+        super().__init__()
+        self.x = 1
+
+    def forward(self, x):
+        return x
+
+    @torch.jit.export
+    def __getstate__(self):
+        return (self.x, self.training)
+
+    @torch.jit.export
+    def __setstate__(self, state: tuple[int, bool]):
+        print('TorchScript of the file ran')
+        self.x = state[0]
+        self.training = state[1]
+
+
+def test_torchscript_behind_a_second_central_directory(tmp_path, capfd):
+    """Python's zipfile and torch's reader can find different member lists
+    in one file; torch.load only ever reads the checked members."""
+    import io
+
+    from corpus import two_directory_archive
+    buffer = io.BytesIO()
+    torch.jit.save(torch.jit.script(_TorchScriptPayload()), buffer)
+    path = two_directory_archive(buffer.getvalue(), tmp_path / 'two.pth')
+    # torch's own reader sees the TorchScript archive
+    records = torch._C.PyTorchFileReader(open(path, 'rb')).get_all_records()
+    assert 'constants.pkl' in records
+    with pytest.raises(CheckpointError):
+        CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    assert 'TorchScript of the file ran' not in capfd.readouterr().out
