@@ -441,3 +441,15 @@ def test_a_new_run_leaves_earlier_files(tmp_path, data_root):
     _runner(str(work_dir), data_root, max_epochs=1).train()
     assert (work_dir / 'epoch_5.pth').exists()
     assert (work_dir / 'best_accuracy_top1_epoch_5.pth').exists()
+
+
+def test_weights_that_are_not_tensors_do_not_fit():
+    """torch skips such a value and MMEngine only logs it: the model would
+    keep its initial weights there."""
+    model = torch.nn.Linear(2, 2)
+    state = dict(model.state_dict(), weight=0.0)
+    problems = checkpoint_mismatches(model, dict(state_dict=state))
+    assert problems == ['1 values that are not tensors (weight (float))']
+    problems = checkpoint_mismatches(model,
+                                     dict(state_dict={1: torch.ones(1)}))
+    assert problems and 'strings' in problems[0]

@@ -116,3 +116,51 @@ def test_scheduler_configs_are_not_checked():
 
     check_resume_state(Runner(), dict(param_schedulers=[dict(x=1)],
                                       optimizer={}), 'x.pth')
+
+
+def test_optimizer_state_tensors_are_plain_and_unshared():
+    """The optimizer keeps the file's state tensors and updates them in
+    place: two parameters sharing one buffer, or a buffer whose elements
+    alias one cell, would change the update rule."""
+    optimizer, _, _ = _built()
+    state = copy.deepcopy(optimizer.state_dict())
+    state['state'][1]['momentum_buffer'] = state['state'][0][
+        'momentum_buffer'][0, :2]
+    with pytest.raises(ResumeStateError, match='shares its memory'):
+        check_optimizer_state(optimizer, state)
+    state = copy.deepcopy(optimizer.state_dict())
+    state['state'][0]['momentum_buffer'] = torch.zeros(1).expand(2, 3)
+    with pytest.raises(ResumeStateError, match='not a plain tensor'):
+        check_optimizer_state(optimizer, state)
+    state = copy.deepcopy(optimizer.state_dict())
+    state['state'][0]['step'] = 'x'
+    with pytest.raises(ResumeStateError, match='not a number'):
+        check_optimizer_state(optimizer, state)
+
+
+def test_loss_scaler_settings_are_the_configs():
+    from mmengine.optim import AmpOptimWrapper
+
+    from mmrevode.engine.resume_state import check_loss_scaler_state
+    scaler = torch.amp.GradScaler('cpu', enabled=True)
+    check_loss_scaler_state(scaler, scaler.state_dict())
+    for key, value in (('growth_factor', -1e30), ('backoff_factor', 10.0),
+                       ('growth_interval', 1)):
+        with pytest.raises(ResumeStateError, match=key):
+            check_loss_scaler_state(scaler,
+                                    dict(scaler.state_dict(), **{key: value}))
+    with pytest.raises(ResumeStateError, match='scale is not a number'):
+        check_loss_scaler_state(scaler, dict(scaler.state_dict(),
+                                             scale=float('inf')))
+    assert AmpOptimWrapper  # the wrapper whose loss_scaler this is
+
+
+@pytest.mark.parametrize('meta, phrase', [
+    (dict(epoch='1'), 'epoch'), (dict(iter=-1), 'iter'),
+    (dict(seed='x'), 'seed'), (dict(seed=2**40), 'seed'), ([1], 'not a dict')
+])
+def test_meta_counts_and_seed(meta, phrase):
+    from mmrevode.engine.resume_state import check_meta
+    with pytest.raises(ResumeStateError, match=phrase):
+        check_meta(meta)
+    check_meta(dict(epoch=3, iter=120, seed=0))

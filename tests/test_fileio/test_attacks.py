@@ -226,3 +226,14 @@ def test_torchscript_behind_a_second_central_directory(tmp_path, capfd):
     with pytest.raises(CheckpointError):
         CheckpointLoader.load_checkpoint(path, map_location='cpu')
     assert 'TorchScript of the file ran' not in capfd.readouterr().out
+
+
+def test_memo_keys_are_bounded():
+    """Text PUT keys are unbounded ints; keys chosen to collide would make
+    the memo quadratic."""
+    from mmrevode.fileio import UnsafePickleError, loads
+    from mmrevode.fileio.checkpoint_pickle import Unpickler
+    key = str(2**61 - 1).encode()
+    data = b'\x80\x02N' + b'p' + key + b'\n.'
+    with pytest.raises(UnsafePickleError, match='memo key'):
+        loads(data, Unpickler)

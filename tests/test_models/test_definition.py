@@ -471,3 +471,13 @@ def test_zero_init_residual_comes_before_pretrained(tmp_path):
     model = CifarResNet(depth=8, zero_init_residual=True)
     model.init_weights()
     assert bool((model.layer1[0].norm2.weight == 0).all())
+
+
+def test_a_deeply_nested_definition_is_a_mismatch():
+    """json.loads of '[' * 100000 raises RecursionError: still one
+    mismatch, not a traceback."""
+    state = build('MidpointNet').state_dict()
+    key = next(k for k in state if k.endswith('_extra_state'))
+    state[key] = torch.tensor(list(b'[' * 100000), dtype=torch.uint8)
+    with pytest.raises(NetworkMismatchError, match='unreadable'):
+        build('MidpointNet').load_state_dict(state)

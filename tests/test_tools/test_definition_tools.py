@@ -201,3 +201,22 @@ def test_pytorch2onnx_refuses_another_step_size(scripts, tiny_cifar_run,
         f'Error: The checkpoint {checkpoint} was trained with backbone '
         'h=0.1; this model has h=0.2 (model.backbone.h).')
     assert not onnx_file.exists()
+
+
+def test_class_names_of_a_checkpoint_must_be_the_configs():
+    """The demo prints names: a checkpoint cannot rename the classes."""
+    from mmengine.config import Config
+
+    from mmrevode.engine import CheckpointMismatchError
+    from mmrevode.utils.tools import class_names
+    cfg = Config(dict(test_dataloader=dict(dataset=dict(
+        type='CheckedCIFAR10'))))
+    cifar = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog',
+             'horse', 'ship', 'truck']
+    assert class_names(cfg, dict(meta=dict(dataset_meta=dict(
+        classes=cifar))), 10, 'c.pth') == cifar
+    assert class_names(cfg, {}, 10, 'c.pth') == cifar
+    for classes in (cifar[1:] + cifar[:1], ['cat'], 'x', 3):
+        with pytest.raises(CheckpointMismatchError, match='names the classes'):
+            class_names(cfg, dict(meta=dict(dataset_meta=dict(
+                classes=classes))), 10, 'c.pth')
