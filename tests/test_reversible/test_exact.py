@@ -83,6 +83,76 @@ def test_pairs_stay_exact_after_training_steps():
     assert not all(r.equal for r in records[0])
 
 
+
+@pytest.fixture(scope='module')
+def digits_batches():
+    """The first 8x8 training digits (three equal channels, as the digits
+    configs read them), normalised as the configs do, in batches of 8."""
+    pytest.importorskip('sklearn')
+    from mmrevode.datasets import Digits
+    dataset = Digits(split='train', image_size=8)
+    count = (DIGITS_STEPS + 1) * 8
+    images = torch.stack([
+        torch.from_numpy(dataset.get_data_info(i)['img'])
+        for i in range(count)
+    ]).permute(0, 3, 1, 2).float()
+    labels = torch.tensor(
+        [dataset.get_data_info(i)['gt_label'] for i in range(count)])
+    # the mean and standard deviation of configs/_base_/datasets/digits_bs50
+    images = (images - 77.8) / 82.5
+    return list(zip(images.split(8), labels.split(8)))
+
+
+DIGITS_STEPS = 6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('precision', ['float32', 'float64', 'bfloat16'])
+@pytest.mark.parametrize('backbone,arch', DEEPEST, ids=IDS)
+def test_pairs_stay_exact_while_training_on_the_digits(
+        backbone, arch, precision, digits_batches):
+    """Six SGD steps (momentum 0.9, lr 0.1) of the network and a linear
+    classifier on the digits, every rebuilt pair of every step of every
+    unit compared in each training step and in one more after the last."""
+    dtype = torch.float64 if precision == 'float64' else torch.float32
+    model = build(backbone, arch, exact=True).to(dtype)
+    head = torch.nn.Linear(model.widths[-1], 10).to(dtype)
+    initial = [[p.detach().clone() for p in unit.parameters()]
+               for unit in model.units]
+    optimizer = torch.optim.SGD(
+        [*model.parameters(), *head.parameters()], lr=0.1, momentum=0.9)
+    for step, (x, labels) in enumerate(digits_batches):
+        probes = []
+        for unit in model.units:
+            probes.append(RebuildProbe(every_step=True))
+            unit.probe_rebuild(probes[-1])
+        optimizer.zero_grad()
+        with torch.autocast(
+                'cpu', dtype=torch.bfloat16,
+                enabled=precision == 'bfloat16'):
+            logits = head(model(x.to(dtype))[-1].mean((2, 3)))
+        torch.nn.functional.cross_entropy(logits.float(), labels).backward()
+        if step < DIGITS_STEPS:
+            optimizer.step()
+        for unit, probe in enumerate(probes):
+            steps = model.blocks[unit] * len(
+                model.units[unit].blocks[0].shift_steps())
+            assert len(probe.records) == steps and probe.pending == 0
+            unequal = [r for r in probe.records if not r.equal]
+            assert not unequal, (
+                f'training step {step}, unit {unit}: {len(unequal)} rebuilt '
+                f'pairs differ, e.g. {unequal[0]}')
+    # the weights moved: every unit's by at least 0.1 % of their norm
+    moved = [
+        (torch.cat([(p.detach() - p0).flatten()
+                    for p, p0 in zip(unit.parameters(), before)]).norm() /
+         torch.cat([p0.flatten() for p0 in before]).norm()).item()
+        for unit, before in zip(model.units, initial)
+    ]
+    print(f'{backbone.__name__}-{arch} {precision}: units moved by '
+          + ', '.join(f'{m:.1e}' for m in moved) + ' of their norms')
+    assert min(moved) >= 1e-3
+
 def relative_error(a, b):
     return ((a - b).norm() / b.norm()).item()
 
