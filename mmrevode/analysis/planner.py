@@ -20,6 +20,11 @@ from a cost model calibrated on the machine it runs on:
   process's CPU time (with one thread, steadier than the wall time on a
   shared machine); on a GPU, the wall time after synchronising.
 
+A backbone built with ``exact=True`` (``backbone_options=dict(exact=True)``
+or a config that sets it) is calibrated and measured in exact mode: every
+model, the all-plain reference included, holds fixed-point pairs, and the
+saved bytes add up as in floating point (its units save float64 pairs).
+
 The costs are additive, so the plans that are best for some budget (the
 Pareto front of saved bytes against time) are found exactly by merging the
 units one by one (:meth:`CostModel.front`), without listing every plan.
@@ -116,7 +121,8 @@ class CostModel:
         rest_time (float): Seconds of the rest of a step (as calibrated:
             the all-plain step).
         clock (str): ``'cpu'`` or ``'wall'``: what the times are.
-        info (dict): What was calibrated (model, batch, image size, ...).
+        info (dict): What was calibrated (model, batch, image size,
+            ``exact``: whether the backbone runs in exact mode, ...).
     """
     unit_bytes: List[Dict[str, int]]
     unit_time: List[Dict[str, float]]
@@ -188,6 +194,8 @@ class CostModel:
         smallest = front[0]
         info = self.info
         where = f" of {info['name']}" if 'name' in info else ''
+        if info.get('exact'):
+            where += ' (exact=True)'
         if 'batch_size' in info:
             where += (f" at batch {info['batch_size']}, "
                       f"{'x'.join(map(str, info['input_size']))} images")
@@ -285,9 +293,11 @@ def calibrate(spec: dict,
     """
     modes = list(dict.fromkeys(list(modes) + ['plain']))
     size = image_size(input_size)
-    num_units = len(
-        build_backbone(spec, dict(options.get('backbone_options') or {},
-                                  mode='plain')).units)
+    backbone = build_backbone(
+        spec, dict(options.get('backbone_options') or {}, mode='plain'))
+    num_units = len(backbone.units)
+    exact = bool(getattr(backbone, 'exact', False))
+    del backbone
     plans = {f'all {m}': [m] * num_units for m in modes}
     switched = {}
     for i, mode in itertools.product(range(num_units), modes):
@@ -318,7 +328,8 @@ def calibrate(spec: dict,
         input_size=list(size),
         steps=steps,
         warmup=warmup,
-        plain_step_time_s=plain_time)
+        plain_step_time_s=plain_time,
+        exact=exact)
     return CostModel(unit_bytes, unit_time, rest_bytes, plain_time, clock,
                      info)
 

@@ -140,3 +140,66 @@ def test_command_line(tmp_path, run_tool):
         result = json.load(f)['results'][0]
     assert len(result['measured_plans']) == len(combinations)
     assert (tmp_path / 'all.png').stat().st_size > 0
+
+
+def load_plan_memory():
+    """``tools/analysis_tools/plan_memory.py`` as a module, to call its
+    ``main(argv)`` in this process."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'plan_memory_tool',
+        osp.join(ROOT, 'tools', 'analysis_tools', 'plan_memory.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_exact_mode_is_calibrated_and_predicted_exactly(costs):
+    exact = calibrate(
+        parse_spec(TINY), backbone_options=dict(exact=True), **RUN)
+    assert exact.info['exact'] and not costs.info['exact']
+    # the units hold float64 pairs: twice the saved bytes of a float32
+    # reversible or checkpointed unit
+    for unit, floating in zip(exact.unit_bytes, costs.unit_bytes):
+        assert unit['reversible'] == 2 * floating['reversible']
+        assert unit['checkpoint'] == 2 * floating['checkpoint']
+    plans = [list(p) for p in itertools.product(exact.modes, repeat=3)]
+    measured = measure_plans(
+        parse_spec(TINY), plans, backbone_options=dict(exact=True), **RUN)
+    assert [m['modes'] for m in measured] == plans
+    for plan in measured:
+        assert plan['saved_bytes'] == exact.predict(plan['modes'])[0], plan
+    smallest, _ = exact.predict(['reversible'] * 3)
+    with pytest.raises(BudgetError, match=r'\(exact=True\) at batch 4'):
+        exact.choose(smallest - 1)
+
+
+def test_command_line_in_exact_mode(tmp_path, capsys):
+    tool = load_plan_memory()
+    common = ['--batch-size', '4', '--input-size', '16', '8', '--steps',
+              '1', '--warmup', '0', '--device', 'cpu', '--out-dir',
+              str(tmp_path), '--budget', '1GiB', '--modes', 'reversible',
+              'plain']
+    config = osp.join(ROOT, 'configs', 'revode', 'hamiltonian_digits.py')
+    for name, model, options in (
+            ('spec', TINY, ['--backbone-options', 'exact=True']),
+            ('config', config,
+             ['--cfg-options', 'model.backbone.exact=True'])):
+        tool.main([model, *common, *options, '--name', name])
+        out = capsys.readouterr().out
+        assert 'Exact mode (exact=True)' in out
+        assert 'model.backbone.exact=True' in out.split('Apply it with:')[1]
+        with open(tmp_path / f'{name}.json') as f:
+            result = json.load(f)['results'][0]
+        assert result['exact'] and result['costs']['info']['exact']
+        plan = result['plan']
+        measured = next(m for m in result['measured_plans']
+                        if m['modes'] == plan['modes'])
+        assert measured['saved_bytes'] == plan['saved_bytes']
+    # a spec has no config to change: one line that says what to give
+    with pytest.raises(SystemExit) as error:
+        tool.main([TINY, *common, '--cfg-options',
+                   'model.backbone.exact=True'])
+    assert error.value.code == 2
+    assert 'give the backbone\'s arguments with --backbone-options' in \
+        capsys.readouterr().err

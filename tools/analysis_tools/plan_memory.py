@@ -17,6 +17,11 @@ Examples::
         configs/revode/hamiltonian110_cifar10.py --batch-size 64 \\
         --input-size 32 32 --budget 200MiB --threads 1
 
+    # in exact mode (exact=True): --backbone-options exact=True for a
+    # spec, --cfg-options model.backbone.exact=True for a config
+    python tools/analysis_tools/plan_memory.py HamiltonianNet:110 \\
+        --backbone-options exact=True --batch-size 64 --budget 100MiB
+
     # the frontier in docs/performance.md
     python tools/analysis_tools/plan_memory.py HamiltonianNet:110 \\
         HamiltonianNet:218 --batch-size 64 --all-plans --threads 1 \\
@@ -34,6 +39,7 @@ from mmrevode.analysis.cli import (add_output_arguments, add_run_arguments,
                                    add_timing_arguments, fixed,
                                    markdown_table, mib, model_parser,
                                    new_figure, save_figure, write_outputs)
+from mmrevode.engine.launcher import run_cli
 from mmrevode.models.reversible import EXECUTION_MODES
 from mmrevode.utils.tools import add_cfg_options_argument
 
@@ -135,13 +141,16 @@ def plan_model(model: str, args) -> dict:
     print(f"Calibrating {spec['name']} at batch {args.batch_size}, "
           f"{size[0]}x{size[1]} ...", flush=True)
     costs = calibrate(spec, modes=args.modes, **run)
+    if costs.info['exact']:
+        print('Exact mode (exact=True): fixed-point pairs in every plan.')
     print(cost_table(costs))
     front = costs.front()
     print('\nPlans no other plan beats in both memory and time (predicted):')
     print(plan_table(front))
     result = dict(
         name=spec['name'], spec=spec['spec'], batch_size=args.batch_size,
-        input_size=size, costs=costs.to_dict(), front=front)
+        input_size=size, exact=costs.info['exact'], costs=costs.to_dict(),
+        front=front)
     uniform = [[m] * costs.num_units for m in args.modes]
     to_measure: List[List[str]] = []
     if args.budget is not None:
@@ -177,7 +186,9 @@ def plan_model(model: str, args) -> dict:
               f"{format_bytes(fit['saved_bytes'])}, "
               f"{fit['cpu_time_ratio_to_plain']:.3f}x plain (CPU time), "
               f"{fit['time_ratio_to_plain']:.3f}x (wall).")
-        print(f"Apply it with:  --cfg-options {cfg_option(chosen['modes'])}")
+        exact = ' model.backbone.exact=True' if costs.info['exact'] else ''
+        print('Apply it with:  --cfg-options '
+              f"{cfg_option(chosen['modes'])}{exact}")
     return result
 
 
@@ -209,6 +220,12 @@ def parse_args(argv=None):
         parser.error('give --budget, --all-plans or both.')
     if len(args.input_size) > 2:
         parser.error('--input-size takes H or H W.')
+    specs = [m for m in args.models
+             if not (m.endswith('.py') or os.path.isfile(m))]
+    if args.cfg_options and specs:
+        parser.error(f'--cfg-options changes config files, and {specs[0]} '
+                     'is a spec: give the backbone\'s arguments with '
+                     '--backbone-options (e.g. exact=True).')
     return args
 
 
@@ -235,4 +252,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_cli(lambda: main() and 0))
