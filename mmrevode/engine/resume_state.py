@@ -53,6 +53,10 @@ def _same_kind(built: Any, loaded: Any) -> bool:
 
 def _schedulers(schedulers: Any) -> List[Any]:
     if isinstance(schedulers, Mapping):
+        if not all(isinstance(v, Sequence) and not isinstance(v, str)
+                   for v in schedulers.values()):
+            # one scheduler's config, not built yet (a test run)
+            return [schedulers]
         return [s for name in sorted(schedulers) for s in schedulers[name]]
     return list(schedulers or [])
 

@@ -12,6 +12,7 @@ from torch.utils.data import TensorDataset
 import mmrevode  # noqa: F401
 from mmrevode.engine import ResumeStateError
 from mmrevode.engine.resume_state import (check_optimizer_state,
+                                          check_resume_state,
                                           check_scheduler_states)
 
 
@@ -32,6 +33,19 @@ def test_own_states_fit():
     optimizer, schedulers, states = _built()
     check_scheduler_states(schedulers, states)
     check_optimizer_state(optimizer, optimizer.state_dict())
+
+
+def test_a_test_run_checks_no_scheduler_state():
+    """A test run (tools/test.py) holds the schedulers' config, not built
+    schedulers: a checkpoint with scheduler states loads all the same."""
+    _, schedulers, states = _built()
+
+    class TestRunner:
+        optim_wrapper = None
+        param_schedulers = dict(
+            type='MultiStepLR', by_epoch=True, milestones=[8, 12])
+
+    check_resume_state(TestRunner(), dict(param_schedulers=states), 'x.pth')
 
 
 @pytest.mark.parametrize('change, phrase', [
