@@ -4,7 +4,8 @@ Importing this package registers the local checkpoint loader (data only:
 :mod:`mmrevode.fileio.checkpoint_pickle`), the ``'atomic_local'`` file
 backend, the hooks :class:`SafeCheckpointHook`, :class:`DivergenceHook`,
 :class:`EpochSeedHook`, :class:`ModelCompileHook` and
-:class:`ResumeOptionsHook`, and the data-loader ``worker_init_fn``
+:class:`ResumeOptionsHook`, the optimizer wrapper
+:class:`GuardedOptimWrapper`, and the data-loader ``worker_init_fn``
 ``'seed_worker_by_epoch'``.
 """
 from .checkpoint import (AtomicLocalBackend,
@@ -20,6 +21,7 @@ from .dist import setup_distributed
 from .hooks import (CheckpointMismatchError, DivergenceError, DivergenceHook,
                     EpochSeedHook, SafeCheckpointHook, check_checkpoint_fits,
                     checkpoint_mismatches, seed_worker_by_epoch)
+from .optim_wrapper import GuardedOptimWrapper
 from .resume import ResumeError, ResumeOptionsHook, plan_resume_options
 from .resume_state import ResumeStateError, check_resume_state
 from .run_info import RUN_INFO_FILE, RunInfo
@@ -27,7 +29,8 @@ from .run_info import RUN_INFO_FILE, RunInfo
 __all__ = [
     'AtomicLocalBackend', 'CheckpointError', 'CheckpointMismatchError',
     'CheckpointNotFoundError', 'CorruptCheckpointError', 'DivergenceError',
-    'DivergenceHook', 'EpochSeedHook', 'MissingDefinitionError',
+    'DivergenceHook', 'EpochSeedHook', 'GuardedOptimWrapper',
+    'MissingDefinitionError',
     'ModelCompileHook', 'NetworkMismatchError', 'RUN_INFO_FILE',
     'ResumeError', 'ResumeOptionsHook', 'ResumeStateError', 'RunInfo',
     'SafeCheckpointHook', 'UnsafeCheckpointError', 'add_definition',
