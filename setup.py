@@ -8,6 +8,8 @@ brings the peers that ``tools/analysis_tools/benchmark.py --peers`` compares
 with (MemCNN, RevLib).
 """
 import os.path as osp
+import shutil
+import sys
 
 from setuptools import find_packages, setup
 
@@ -28,6 +30,20 @@ def read_version():
     return namespace['__version__']
 
 
+def add_mim_extension():
+    """Copy ``configs/`` and ``model-index.yml`` into ``mmrevode/.mim``, as
+    OpenMMLab packages do, so an installed package finds its model index
+    (:mod:`mmrevode.utils.model_index`). An editable install reads them from
+    the checkout and needs no copy."""
+    if not {'build', 'bdist_wheel', 'install', 'sdist'} & set(sys.argv):
+        return
+    mim_dir = osp.join(HERE, 'mmrevode', '.mim')
+    shutil.rmtree(mim_dir, ignore_errors=True)
+    shutil.copytree(osp.join(HERE, 'configs'), osp.join(mim_dir, 'configs'))
+    shutil.copy(osp.join(HERE, 'model-index.yml'), mim_dir)
+
+
+add_mim_extension()
 setup(
     name='mmrevode',
     version=read_version(),
@@ -37,6 +53,8 @@ setup(
     long_description_content_type='text/markdown',
     license='Apache License 2.0',
     packages=find_packages(exclude=('configs', 'tools', 'tests')),
+    include_package_data=True,
+    package_data={'mmrevode': ['.mim/model-index.yml', '.mim/configs/**/*']},
     python_requires='>=3.8',
     install_requires=read_requirements('runtime'),
     extras_require={

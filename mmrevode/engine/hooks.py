@@ -21,6 +21,7 @@ from mmengine.registry import FUNCTIONS, HOOKS
 from .checkpoint import (CheckpointError, atomic_write,
                          find_resume_checkpoint, plain_message_hub)
 from .definition import DEFINITION_KEY, definition_error
+from .optim_wrapper import GuardedOptimWrapper
 from .resume_state import check_resume_state
 
 
@@ -546,9 +547,10 @@ class SafeCheckpointHook(CheckpointHook):
 class DivergenceHook(Hook):
     """Stop training, or skip the step, at a non-finite loss or gradient.
 
-    Before every optimizer step the gradients' total norm is checked; a
-    non-finite norm (a NaN or infinite loss gives one) means the step is not
-    applied, so the weights stay finite. After the iteration, with
+    With :class:`~mmrevode.engine.GuardedOptimWrapper` (the configs'
+    ``optim_wrapper``) a step whose gradients have a non-finite total norm
+    (a NaN or infinite loss gives one) is not applied, so the weights stay
+    finite; this hook reads that from the wrapper. After the iteration, with
     ``action='stop'``, :class:`DivergenceError` ends the run with the
     iteration, the loss, the gradient norm and the newest checkpoint (whose
     weights are finite: :class:`SafeCheckpointHook` saves no others);
@@ -557,7 +559,8 @@ class DivergenceHook(Hook):
     on; more than ``max_skips`` skips in a row stop the run all the same.
 
     With ``AmpOptimWrapper`` the gradients are not checked (its loss scaler
-    skips steps with infinite gradients by design); the loss still is.
+    skips steps with infinite gradients by design); the loss still is. With
+    another wrapper only the loss is checked, and a warning says so.
 
     Args:
         action (str): ``'stop'`` or ``'skip'``. Defaults to ``'stop'``.
@@ -580,34 +583,27 @@ class DivergenceHook(Hook):
                              f'got {max_skips!r}.')
         self.action = action
         self.max_skips = max_skips
-        self._grad_norm: Optional[float] = None
         self._skips = 0
 
     def before_train(self, runner) -> None:
         wrappers = runner.optim_wrapper
-        wrappers = wrappers.values() if hasattr(wrappers, 'values') \
+        wrappers = list(wrappers.values()) if hasattr(wrappers, 'values') \
             else [wrappers]
-        for wrapper in wrappers:
-            if not isinstance(wrapper, AmpOptimWrapper):
-                self._guard(wrapper)
-
-    def _guard(self, wrapper) -> None:
-        """Make ``wrapper.step`` skip steps with a non-finite gradient."""
-        step = wrapper.step
-
-        def checked_step(**kwargs):
-            grads = [
-                p.grad for group in wrapper.optimizer.param_groups
-                for p in group['params'] if p.grad is not None
-            ]
-            if grads:
-                norm = float(torch.nn.utils.get_total_norm(grads))
-                if not math.isfinite(norm):
-                    self._grad_norm = norm
-                    return
-            step(**kwargs)
-
-        wrapper.step = checked_step
+        self._wrappers = [
+            w for w in wrappers if isinstance(w, GuardedOptimWrapper)
+        ]
+        unguarded = [
+            type(w).__name__ for w in wrappers
+            if not isinstance(w, (GuardedOptimWrapper, AmpOptimWrapper))
+        ]
+        if unguarded:
+            print_log(
+                f'DivergenceHook: the optimizer wrapper {unguarded[0]} '
+                'applies steps with non-finite gradients; only the loss is '
+                "checked. Set optim_wrapper = dict(type='GuardedOptimWrapper'"
+                ', ...) to skip such steps.',
+                logger='current',
+                level=30)
 
     def after_train_iter(self,
                          runner,
@@ -618,7 +614,9 @@ class DivergenceHook(Hook):
         if isinstance(loss, torch.Tensor):
             loss = loss.detach().item()
         loss = float(loss) if loss is not None else None
-        grad_norm, self._grad_norm = self._grad_norm, None
+        norms = [w.pop_skipped_grad_norm()
+                 for w in getattr(self, '_wrappers', [])]
+        grad_norm = next((n for n in norms if n is not None), None)
         if grad_norm is None and (loss is None or math.isfinite(loss)):
             self._skips = 0
             return

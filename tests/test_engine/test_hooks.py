@@ -4,6 +4,7 @@ non-finite weights are saved, loaded weights must fit) and DivergenceHook.
 EpochSeedHook and seed_worker_by_epoch are covered end to end by the resume
 test in test_tools.
 """
+import math
 import os
 import os.path as osp
 
@@ -88,7 +89,8 @@ def _runner(work_dir, data_root, max_epochs, fail_from=None, hooks=(),
         val_evaluator=dict(type='Accuracy', topk=(1, )),
         train_cfg=dict(by_epoch=True, max_epochs=max_epochs, val_interval=1),
         val_cfg=dict(),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+        optim_wrapper=kwargs.pop('optim_wrapper', dict(
+            type='GuardedOptimWrapper', optimizer=dict(type='SGD', lr=0.01))),
         default_hooks=kwargs.pop(
             'default_hooks',
             dict(
@@ -453,3 +455,42 @@ def test_weights_that_are_not_tensors_do_not_fit():
     problems = checkpoint_mismatches(model,
                                      dict(state_dict={1: torch.ones(1)}))
     assert problems and 'strings' in problems[0]
+
+
+def test_guarded_wrapper_skips_a_non_finite_step_without_patching():
+    import warnings
+
+    from mmengine.optim import MultiStepLR
+
+    from mmrevode.engine import GuardedOptimWrapper
+    model = torch.nn.Linear(3, 2)
+    wrapper = GuardedOptimWrapper(
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    scheduler = MultiStepLR(wrapper, milestones=[1], gamma=0.1)
+    with warnings.catch_warnings():
+        # MMEngine warns when step was replaced after the scheduler was built
+        warnings.simplefilter('error')
+        before = model.weight.detach().clone()
+        wrapper.update_params(model(torch.full((4, 3), float('nan'))).sum())
+        assert torch.equal(model.weight, before)
+        assert math.isnan(wrapper.pop_skipped_grad_norm())
+        assert wrapper.pop_skipped_grad_norm() is None
+        wrapper.update_params(model(torch.ones(4, 3)).sum())
+        assert not torch.equal(model.weight, before)
+        assert wrapper.pop_skipped_grad_norm() is None
+        scheduler.step()
+    assert wrapper.param_groups[0]['lr'] == pytest.approx(0.01)
+
+
+def test_divergence_hook_warns_about_an_unguarded_wrapper(
+        tmp_path, data_root, monkeypatch):
+    from mmrevode.engine import hooks as hooks_module
+    logged = []
+    monkeypatch.setattr(hooks_module, 'print_log',
+                        lambda msg, **kwargs: logged.append(msg))
+    runner = _runner(
+        str(tmp_path), data_root, max_epochs=1, hooks=[DivergenceHook()],
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)))
+    runner.train()
+    assert any('GuardedOptimWrapper' in m and 'only the loss' in m
+               for m in logged), logged

@@ -34,3 +34,21 @@ def tiny_cifar_run(tmp_path_factory):
     result = run_tool('train.py', config, '--work-dir', root / 'work')
     assert result.returncode == 0, output(result)
     return config, root / 'work' / 'epoch_1.pth'
+
+
+@pytest.fixture(scope='session')
+def digits_run(tmp_path_factory):
+    """One epoch of ``configs/revode/hamiltonian_digits.py`` through
+    tools/train.py. Returns ``(config, checkpoint, train_log)``, the log
+    being everything the run printed."""
+    pytest.importorskip('sklearn')
+    import os.path as osp
+
+    from tool_utils import REPO
+    root = tmp_path_factory.mktemp('digits_run')
+    config = osp.join(REPO, 'configs', 'revode', 'hamiltonian_digits.py')
+    result = run_tool('train.py', config, '--work-dir', root / 'work',
+                      '--cfg-options', 'train_cfg.max_epochs=1')
+    assert result.returncode == 0, output(result)
+    return config, root / 'work' / 'epoch_1.pth', result.stdout + \
+        result.stderr

@@ -16,7 +16,9 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
 ]
-test_pipeline = [dict(type='PackInputs')]
+# the data set's samples hold arrays; an image file (MMPretrain's
+# vis_cam.py) is read in RGB
+test_pipeline = [dict(type='LoadImageIfMissing'), dict(type='PackInputs')]
 
 train_dataloader = dict(
     batch_size=100,

@@ -15,17 +15,25 @@ train_pipeline = [
     dict(type='RandomCrop', crop_size=32, padding=2, pad_val=0),
     dict(type='PackInputs'),
 ]
-test_pipeline = [dict(type='PackInputs')]
+# the data set's samples hold arrays; an image file (MMPretrain's
+# vis_cam.py) is read in RGB
+test_pipeline = [dict(type='LoadImageIfMissing'), dict(type='PackInputs')]
 
 train_dataloader = dict(
     batch_size=50,
     num_workers=0,
+    # MMPretrain's tools/train.py defaults to persistent workers, which need
+    # num_workers > 0
+    persistent_workers=False,
     dataset=dict(type=dataset_type, split='train', pipeline=train_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=True),
 )
 val_dataloader = dict(
     batch_size=150,
     num_workers=0,
+    # MMPretrain's tools/train.py defaults to persistent workers, which need
+    # num_workers > 0
+    persistent_workers=False,
     dataset=dict(type=dataset_type, split='test', pipeline=test_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=False),
 )

@@ -2,7 +2,11 @@
 # at 50% and 75% of 160 epochs (on CIFAR: 40k and 60k of 80k iterations),
 # weight decay 2e-4 on convolution and fully connected weights only (no decay
 # on batch-norm parameters and biases).
+# GuardedOptimWrapper: MMEngine's OptimWrapper that skips a step with
+# non-finite gradients (DivergenceHook then stops the run); --amp switches
+# to MMEngine's AmpOptimWrapper.
 optim_wrapper = dict(
+    type='GuardedOptimWrapper',
     optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=2e-4),
     paramwise_cfg=dict(norm_decay_mult=0., bias_decay_mult=0.))
 param_scheduler = dict(

@@ -31,6 +31,8 @@ custom_imports = dict(imports=['mmrevode'], allow_failed_imports=False)
 # must fit the model; a stop at the first non-finite loss or gradient.
 default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook'))
 custom_hooks = [dict(type='DivergenceHook')]
+# skips a step with non-finite gradients, which DivergenceHook reports
+optim_wrapper = dict(type='GuardedOptimWrapper')
 
 pretrained = 'work_dirs/hamiltonian-det38_8xb32_in1k/epoch_100.pth'
 

@@ -81,6 +81,7 @@ test_evaluator = val_evaluator
 
 # schedule
 optim_wrapper = dict(
+    type='GuardedOptimWrapper',
     optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=0.0001))
 param_scheduler = dict(
     type='MultiStepLR', by_epoch=True, milestones=[30, 60, 90], gamma=0.1)

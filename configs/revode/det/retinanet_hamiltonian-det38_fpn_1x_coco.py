@@ -60,4 +60,5 @@ model = dict(
     neck=dict(in_channels=[128, 256, 512], start_level=0, num_outs=5))
 
 optim_wrapper = dict(
+    type='GuardedOptimWrapper',
     optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=0.0001))
