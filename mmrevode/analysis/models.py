@@ -19,6 +19,7 @@ import torch
 from mmengine.registry import Registry
 from torch import Tensor, nn
 
+from ..engine.definition import DEFINITION_KEY
 from ..models.reversible import EXECUTION_MODES, Mode, ReversibleSequence
 
 #: Backbone arguments of the three ways to run the same network.
@@ -313,6 +314,12 @@ def build_training_models(spec: dict,
         cfg.update(mode if isinstance(mode, dict) else dict(mode=mode))
         model = TrainingModel(
             backbone_registry().build(cfg), head, num_classes, channels)
-        model.load_state_dict(state)
+        # the same weights; a mode may be another network on purpose
+        # (exact=True): each model keeps its own recorded definition
+        own = model.state_dict()
+        model.load_state_dict({
+            k: own[k] if k.endswith(DEFINITION_KEY) else v
+            for k, v in state.items()
+        })
         result[label] = model.to(device=device, dtype=dtype).train()
     return result

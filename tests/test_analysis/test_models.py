@@ -72,7 +72,9 @@ def test_exact_modes_share_the_weights_and_are_timed_against_float():
     assert [m.backbone.units[0].exact for m in models.values()] == \
         [False, True]
     state, exact_state = (m.state_dict() for m in models.values())
-    assert all(torch.equal(v, state[k]) for k, v in exact_state.items())
+    # the same weights; each records its own network (exact or not)
+    assert all(torch.equal(v, state[k]) for k, v in exact_state.items()
+               if not k.endswith('_extra_state'))
     assert set(EXACT_MODES) == {f'{m}-exact' for m in MODES}
     records = time_model(spec, ['plain', 'reversible', 'reversible-exact'],
                          2, steps=2, warmup=0, input_size=8)
