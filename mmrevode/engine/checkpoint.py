@@ -33,7 +33,7 @@ import os
 import os.path as osp
 import re
 import zipfile
-from typing import Optional, Union
+from typing import Union
 
 import numpy as np
 import torch

@@ -293,9 +293,11 @@ def test_config_text_of_the_meta_is_not_kept(tmp_path):
     assert not marker.exists()
 
 
+BFLOAT16_LOGS = torch.ones(2, dtype=torch.bfloat16)
+
+
 @pytest.mark.parametrize('hub, phrase', [
-    (dict(log_scalars={'loss': dict(log_history=torch.ones(2,
-                                                           dtype=torch.bfloat16),
+    (dict(log_scalars={'loss': dict(log_history=BFLOAT16_LOGS,
                                     count_history=torch.ones(2),
                                     max_length=5)}), 'log buffer loss'),
     (dict(log_scalars={'loss': dict(log_history=torch.ones(2),

@@ -425,7 +425,6 @@ def write_archive(path, members, folder='archive'):
 def archive_members(path):
     """``{name below the archive folder: bytes}`` of a torch checkpoint."""
     with zipfile.ZipFile(path) as archive:
-        folder = archive.namelist()[0].split('/', 1)[0]
         return {
             name.split('/', 1)[1]: archive.read(name)
             for name in archive.namelist()

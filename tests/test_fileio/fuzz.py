@@ -17,7 +17,6 @@ Usage::
 Exit status 1 with the findings (and the files, under ``--out``) if any.
 """
 import argparse
-import io
 import os
 import os.path as osp
 import pickle

@@ -17,7 +17,8 @@ def test_fuzzer_finds_nothing(tmp_path):
          '--out', str(tmp_path)],
         capture_output=True, text=True, timeout=float(seconds) + 300,
         env=dict(os.environ, OMP_NUM_THREADS='1'))
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 0, (result.stdout[-3000:] +
+                                    result.stderr[-3000:])
     summary = result.stdout.strip().splitlines()[0]
     assert 'refused' in summary and 'loaded' in summary, summary
     assert 'finding' not in result.stdout
