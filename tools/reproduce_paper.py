@@ -46,7 +46,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Train the experiments of the paper and collect results')
     parser.add_argument(
-        '--gpus', type=int, required=True, help='GPUs (processes) per run')
+        '--gpus', type=int,
+        help='GPUs (processes) per run; required with the pytorch and slurm '
+        'launchers, 1 with --launcher none')
     parser.add_argument(
         '--launcher', choices=LAUNCHERS, default='pytorch',
         help='pytorch: tools/dist_train.sh; slurm: tools/slurm_train.sh; '
@@ -85,6 +87,11 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.max_parallel < 1:
         parser.error('--max-parallel must be positive.')
+    if args.gpus is None:
+        if args.launcher != 'none':
+            parser.error(f'--gpus is required with --launcher '
+                         f'{args.launcher}.')
+        args.gpus = 1
     if args.max_parallel > 1 and args.launcher != 'slurm':
         parser.error('--max-parallel needs --launcher slurm (the other '
                      'launchers use all GPUs of this machine per run).')

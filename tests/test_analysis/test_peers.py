@@ -66,6 +66,13 @@ def test_command_line(tmp_path, run_tool):
                       '2', '--input-size', '8', '--steps', '1', '--warmup',
                       '0', '--out-dir', tmp_path, '--name', 'peers')
     assert '| RevNet-' in stdout and '| mmrevode |' in stdout
+    # a peer that is not installed is named, with the extra that brings it
+    missing = [p for p in ('memcnn', 'revlib')
+               if p not in available_runners()]
+    assert (f'Not installed: {", ".join(missing)};' in stdout) == bool(
+        missing), stdout
+    if missing:
+        assert "pip install -e '.[bench]'" in stdout
     with open(tmp_path / 'peers.json') as f:
         result = json.load(f)
     assert {r['runner'] for r in result['records']} == set(

@@ -45,6 +45,18 @@ def test_dry_run_lists_the_paper_runs(tmp_path):
     assert not glob.glob(str(tmp_path / '*'))  # nothing ran
 
 
+def test_launcher_none_needs_no_gpus(tmp_path):
+    result = run_tool('reproduce_paper.py', '--launcher', 'none',
+                      '--dry-run', '--only', 'hamiltonian_cifar10$',
+                      '--work-root', tmp_path)
+    assert result.returncode == 0, output(result)
+    assert 'tools/train.py' in result.stdout
+    result = run_tool('reproduce_paper.py', '--dry-run', '--work-root',
+                      tmp_path)
+    assert result.returncode == 2
+    assert '--gpus is required with --launcher pytorch' in result.stderr
+
+
 def test_slurm_and_uneven_gpus(tmp_path):
     names = ['hamiltonian_cifar10']
     config_root = osp.join(REPO, 'configs', 'revode')

@@ -63,7 +63,8 @@ import torch
 
 from mmrevode.analysis import MODES, machine_info, run_benchmark
 from mmrevode.analysis.models import EXACT_MODES
-from mmrevode.analysis.peers import available_runners, compare_peers
+from mmrevode.analysis.peers import (PEER_PACKAGES, available_runners,
+                                     compare_peers)
 from mmrevode.analysis import cli
 from mmrevode.analysis.cli import (add_output_arguments, add_run_arguments,
                                    add_timing_arguments, depth_axis, fixed,
@@ -132,6 +133,10 @@ def peer_table(records: Sequence[dict]) -> str:
 def run_peers(args) -> dict:
     """``--peers``: one unit of each model in every installed runner."""
     machine = machine_info('cpu')
+    missing = [p for p in PEER_PACKAGES if p not in available_runners()]
+    if missing:
+        print(f'Not installed: {", ".join(missing)}; their rows are left '
+              "out (pip install -e '.[bench]' brings them).", flush=True)
     records = []
     for spec in model_specs(args):
         for batch_size in args.batch_size:
