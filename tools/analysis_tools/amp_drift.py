@@ -7,7 +7,8 @@ relative distances of the gradients are reported (the metrics are defined in
 :mod:`mmrevode.analysis.amp`). Each figure is the largest over ``--seeds``
 initialisations. Models are specs ``TYPE[:ARCH]`` with a preset name or a
 dict literal (``"HamiltonianNet:{'blocks': [2, 2], 'widths': [8, 16]}"``).
-The tool prints a table and writes ``OUT_DIR/NAME.json``.
+The tool prints a table (the columns of docs/distributed.md) and writes
+``OUT_DIR/NAME.json`` and a bar chart, ``OUT_DIR/NAME.png``.
 
 Example::
 
@@ -16,10 +17,21 @@ Example::
 """
 import torch
 
+import sys
+
 from mmrevode.analysis import AMP_METRICS, worst_amp_drift
 from mmrevode.analysis import cli
 from mmrevode.analysis.cli import (add_output_arguments, add_run_arguments,
-                                   model_parser, model_specs, write_json)
+                                   markdown_table, model_parser, model_specs,
+                                   new_figure, save_figure, write_outputs)
+
+#: The column of each metric, as in docs/distributed.md.
+COLUMNS = dict(
+    amp_drift='bf16 vs fp32, plain autograd (the AMP drift)',
+    rev_amp='bf16 reversible vs fp32 plain',
+    rev_vs_plain_amp='bf16 reversible vs bf16 plain',
+    rev_vs_plain_fp32='fp32 reversible vs fp32 plain',
+    out_drift='output, bf16 vs fp32')
 
 
 def parse_args(argv=None):
@@ -34,17 +46,44 @@ def parse_args(argv=None):
     return cli.parse_args(parser, argv)
 
 
+def columns(dtype: str) -> dict:
+    short = 'bf16' if dtype == 'bfloat16' else 'fp16'
+    return {k: v.replace('bf16', short) for k, v in COLUMNS.items()}
+
+
+def plot(results: dict, dtype: str, path: str) -> None:
+    """One group of bars per model, one bar per metric, log scale."""
+    fig, ax = new_figure(figsize=(max(6, 2 * len(results)), 4))
+    names = list(results)
+    width = 0.8 / len(AMP_METRICS)
+    for i, (key, label) in enumerate(columns(dtype).items()):
+        ax.bar([n + (i - len(AMP_METRICS) / 2 + 0.5) * width
+                for n in range(len(names))],
+               [max(results[name][key], 1e-12) for name in names],
+               width, label=label)
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names)
+    ax.set_yscale('log')
+    ax.set_ylabel('relative gradient distance')
+    ax.legend(fontsize='small')
+    save_figure(fig, path, title=f'Mixed precision ({dtype}) and the '
+                'reversible backward')
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.device.startswith('cuda') and not torch.cuda.is_available():
+        print(f'Error: --device {args.device}: this machine has no GPU; use '
+              '--device cpu (bfloat16 autocast).', file=sys.stderr)
+        return None
     dtype = args.dtype or ('float16' if args.device != 'cpu' else 'bfloat16')
     print(f'device {args.device}, autocast dtype {dtype}, batch '
           f'{args.batch_size}, {args.input_size}x{args.input_size}, max over '
           f'{args.seeds} seeds')
-    print('| model | ' + ' | '.join(AMP_METRICS) + ' |')
-    print('|---' * (len(AMP_METRICS) + 1) + '|')
     results = {}
     for spec in model_specs(args):
-        results[spec] = worst = worst_amp_drift(
+        print(f'{spec}: {args.seeds} seeds', flush=True)
+        results[spec] = worst_amp_drift(
             spec,
             seeds=args.seeds,
             device=args.device,
@@ -52,11 +91,14 @@ def main(argv=None) -> dict:
             batch_size=args.batch_size,
             input_size=args.input_size,
             dtype=getattr(torch, args.dtype) if args.dtype else None)
-        print(f'| {spec} | ' + ' | '.join(f'{worst[k]:.1e}'
-                                          for k in AMP_METRICS) + ' |')
-    print(f'Wrote {write_json(args, dict(dtype=dtype, models=results))}')
+    print(markdown_table(
+        ['model'] + list(columns(dtype).values()),
+        [[spec] + [f'{worst[k]:.1e}' for k in AMP_METRICS]
+         for spec, worst in results.items()]))
+    write_outputs(args, dict(dtype=dtype, models=results),
+                  lambda path: plot(results, dtype, path))
     return results
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(0 if main() is not None else 1)
