@@ -196,8 +196,32 @@ def merge_cfg_options(cfg: Config, options: Optional[dict]) -> None:
             checked[key[1:]] = value
             continue
         _check_key(cfg, key)
+        _check_kind(cfg, key, value)
         checked[key] = value
     cfg.merge_from_dict(checked)
+
+
+def _check_kind(cfg: Config, key: str, value) -> None:
+    """A number or a switch of the config is not replaced by text (None
+    stays allowed: it often means "choose for me", e.g. a drawn seed)."""
+    if value is None:
+        return
+    node = cfg.to_dict()
+    for part in key.split('.'):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, (list, tuple)) and part.isdigit() and \
+                int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return  # a key the config does not set: its class checks it
+    if isinstance(node, bool) and not isinstance(value, bool):
+        raise LaunchError(f'--cfg-options {key}={value}: the config has '
+                          f'{node} here; give True or False.')
+    if isinstance(node, (int, float)) and not isinstance(node, bool) and \
+            not isinstance(value, (int, float)):
+        raise LaunchError(f'--cfg-options {key}={value}: the config has the '
+                          f'number {node} here; give a number.')
 
 
 def _check_key(cfg: Config, key: str) -> None:
@@ -532,14 +556,26 @@ def is_main_launch() -> bool:
 
 
 def run_cli(main: Callable[[], Optional[int]]) -> int:
-    """Run a tool's ``main``; print the errors a user can fix in one message.
+    """Run a tool's ``main``; print an error in one message.
+
+    Errors a user can fix (:data:`USER_ERRORS`) print their message; any
+    other error (a config value a class refuses, a syntax error in a config,
+    a missing optional package, ...) prints its type and message in one
+    line. With the environment variable ``MMREVODE_DEBUG=1`` such errors
+    show their traceback instead.
 
     Returns:
-        int: ``main``'s exit status (0 for None), or 1 after an error of
-        :data:`USER_ERRORS`.
+        int: ``main``'s exit status (0 for None), or 1 after an error.
     """
     try:
         return main() or 0
     except USER_ERRORS as e:
         print(f'\nError: {e}', file=sys.stderr)
+        return 1
+    except Exception as e:
+        if os.environ.get('MMREVODE_DEBUG', '') not in ('', '0'):
+            raise
+        message = ' '.join(str(e).split()) or 'no message'
+        print(f'\nError: {type(e).__name__}: {message} (MMREVODE_DEBUG=1 '
+              'shows the traceback)', file=sys.stderr)
         return 1

@@ -125,7 +125,7 @@ def test_resume_keeps_the_checkpoint_seed(tmp_path):
     assert cfg.randomness.seed == 7
 
 
-def test_run_cli_prints_user_errors(capsys):
+def test_run_cli_prints_user_errors(capsys, monkeypatch):
 
     def fails():
         raise LaunchError('what was wrong, and what to do')
@@ -138,7 +138,13 @@ def test_run_cli_prints_user_errors(capsys):
     def crashes():
         raise ZeroDivisionError
 
-    with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback
+    # any other error: one line with its type, or its traceback on request
+    monkeypatch.delenv('MMREVODE_DEBUG', raising=False)
+    assert run_cli(crashes) == 1
+    assert capsys.readouterr().err.strip().startswith(
+        'Error: ZeroDivisionError: no message (MMREVODE_DEBUG=1')
+    monkeypatch.setenv('MMREVODE_DEBUG', '1')
+    with pytest.raises(ZeroDivisionError):
         run_cli(crashes)
 
 
@@ -173,3 +179,41 @@ def test_resume_of_a_checkpoint_without_a_meta_dict(tmp_path, checkpoint):
     cfg = Config(dict(work_dir=str(tmp_path), randomness=dict(seed=None)))
     with pytest.raises(CheckpointError, match='meta dict'):
         resolve_resume(cfg, path)
+
+
+def test_any_error_is_one_line_unless_debugging(capsys, monkeypatch):
+    from mmrevode.engine.launcher import run_cli
+
+    def fails():
+        raise ValueError('HamiltonianNet: h (the step size) must be a\n'
+                         "positive number, got 'abc'.")
+
+    monkeypatch.delenv('MMREVODE_DEBUG', raising=False)
+    assert run_cli(fails) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == ("Error: ValueError: HamiltonianNet: h (the step size) "
+                   "must be a positive number, got 'abc'. (MMREVODE_DEBUG=1 "
+                   'shows the traceback)')
+    monkeypatch.setenv('MMREVODE_DEBUG', '1')
+    with pytest.raises(ValueError, match='step size'):
+        run_cli(fails)
+
+
+def test_numbers_and_switches_are_not_replaced_by_text():
+    from mmrevode.engine.launcher import merge_cfg_options
+    cfg = Config(dict(train_cfg=dict(max_epochs=160),
+                      model=dict(backbone=dict(out_norm=True))))
+    with pytest.raises(LaunchError, match='max_epochs=abc: the config has '
+                       'the number 160 here'):
+        merge_cfg_options(cfg, {'train_cfg.max_epochs': 'abc'})
+    with pytest.raises(LaunchError, match='give True or False'):
+        merge_cfg_options(cfg, {'model.backbone.out_norm': 'yes'})
+    merge_cfg_options(cfg, {'train_cfg.max_epochs': 3})
+    assert cfg.train_cfg.max_epochs == 3
+
+
+def test_none_may_replace_a_number():
+    from mmrevode.engine.launcher import merge_cfg_options
+    cfg = Config(dict(randomness=dict(seed=0)))
+    merge_cfg_options(cfg, {'randomness.seed': None})
+    assert cfg.randomness.seed is None

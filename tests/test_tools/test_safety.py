@@ -371,3 +371,23 @@ def test_known_keys_and_plus_keys_are_accepted(tmp_path, cifar_root):
         '+my_note=1', f'load_from={tmp_path / "none.pth"}')
     assert_one_line_error(result, 'does not exist')
     assert '--cfg-options' not in result.stderr
+
+
+@pytest.mark.slow
+def test_config_mistakes_are_one_line(tmp_path, cifar_root):
+    """A value a class refuses, a config that does not parse, a missing
+    _base_: exit 1, one line, no traceback."""
+    config = tiny_config(tmp_path / 'tiny.py', 'hamiltonian_cifar10.py',
+                         cifar_root)
+    syntax = tmp_path / 'syntax.py'
+    syntax.write_text('model = dict(\n')
+    missing = tmp_path / 'missing_base.py'
+    missing.write_text("_base_ = 'nothere.py'\n")
+    for args, phrase in (
+            ([config, '--cfg-options', 'model.backbone.h=abc'],
+             "h (the step size) must be a positive number, got 'abc'"),
+            ([config, '--cfg-options', 'model.backbone.mode=reverse'],
+             'mode must be one of'),
+            ([syntax], 'SyntaxError'), ([missing], 'nothere.py')):
+        result = run_tool('train.py', *args, '--work-dir', tmp_path / 'w')
+        assert_one_line_error(result, phrase, 'MMREVODE_DEBUG=1')
