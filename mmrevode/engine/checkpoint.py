@@ -100,17 +100,20 @@ def _read_archive(filename: str) -> io.BytesIO:
     in the same bytes than Python's does (two central directories), and
     must see only the checked one.
     """
+    buffer = io.BytesIO()
     try:
         with zipfile.ZipFile(filename) as archive:
             infos = archive.infolist()
-            names = [info.filename for info in infos]
             compressed = [
                 info.filename for info in infos
                 if info.compress_type != zipfile.ZIP_STORED
             ]
             if not compressed:
-                _check_names(filename, names)
-                members = [(name, archive.read(name)) for name in names]
+                _check_names(filename, [info.filename for info in infos])
+                # each member is read (its CRC checked) and copied at once
+                with zipfile.ZipFile(buffer, 'w', zipfile.ZIP_STORED) as copy:
+                    for info in infos:
+                        copy.writestr(info.filename, archive.read(info))
     except CheckpointError:
         raise
     except Exception as e:  # BadZipFile, OSError, NotImplementedError, ...
@@ -126,10 +129,6 @@ def _read_archive(filename: str) -> io.BytesIO:
             f'The checkpoint {filename} is not an archive as torch.save '
             f'writes it: compressed members '
             f'{_one_line(repr(compressed), 120)}. It was refused.')
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, 'w', zipfile.ZIP_STORED) as archive:
-        for name, data in members:
-            archive.writestr(name, data)
     buffer.seek(0)
     return buffer
 
@@ -158,15 +157,6 @@ def _check_names(filename: str, names: list) -> None:
             'a checkpoint torch.save wrote.')
 
 
-def _zip_is_intact(filename: str) -> bool:
-    """Whether ``filename`` is a zip archive whose members pass their CRC."""
-    try:
-        with zipfile.ZipFile(filename) as archive:
-            return archive.testzip() is None
-    except Exception:  # BadZipFile, OSError, NotImplementedError, ...
-        return False
-
-
 def _load_data(filename: str, map_location):
     """``torch.load`` with the checkpoint unpickler; errors as one line."""
     archive = _read_archive(filename)
@@ -185,7 +175,8 @@ def _load_data(filename: str, map_location):
             'it with --trust-checkpoint (tools/train.py, tools/test.py) or '
             '`mmrevode.engine.trust_checkpoints()`.') from None
     except Exception as e:
-        if 'CUDA' in str(e) and _zip_is_intact(filename):
+        # the archive is intact (every member passed its CRC above)
+        if 'CUDA' in str(e):
             raise CheckpointError(
                 f'The checkpoint {filename} holds GPU tensors and this '
                 'machine has no GPU: load it with map_location=\'cpu\' '
