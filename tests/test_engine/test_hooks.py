@@ -17,7 +17,6 @@ from mmengine.registry import HOOKS
 from mmengine.runner import Runner
 
 import mmrevode  # noqa: F401
-from mmrevode.datasets import write_cifar10
 from mmrevode.engine import (CheckpointMismatchError, DivergenceError,
                              DivergenceHook, SafeCheckpointHook,
                              checkpoint_mismatches, load_from_local)
@@ -55,16 +54,6 @@ def failing_fsync(monkeypatch):
     monkeypatch.setattr(os, 'fsync', fsync)
     yield
     _FailSaves.active = False
-
-
-@pytest.fixture(scope='module')
-def data_root(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('cifar'))
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
-    write_cifar10(root, images, np.arange(20) % 10, images[:10],
-                  np.arange(10))
-    return root
 
 
 def _runner(work_dir, data_root, max_epochs, fail_from=None, hooks=(),

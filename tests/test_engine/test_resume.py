@@ -8,7 +8,6 @@ import logging
 import re
 from collections import Counter
 
-import numpy as np
 import pytest
 import torch
 from engine_utils import cifar_loaders
@@ -17,20 +16,9 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 import mmrevode  # noqa: F401
-from mmrevode.datasets import write_cifar10
 from mmrevode.engine import ResumeError, plan_resume_options
 from mmrevode.engine.resume import resume_hook_config
 from mmrevode.engine.launcher import resolve_resume
-
-
-@pytest.fixture(scope='module')
-def data_root(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('cifar'))
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
-    write_cifar10(root, images, np.arange(20) % 10, images[:10],
-                  np.arange(10))
-    return root
 
 
 class _Record(Hook):

@@ -377,6 +377,13 @@ def pickle_attacks(marker):
     return attacks
 
 
+def all_attacks(marker):
+    """``(class, name, body)`` of every pickle attack, in a fixed order."""
+    for kind, entries in pickle_attacks(marker).items():
+        for name, body in entries.items():
+            yield kind, name, body
+
+
 def splice(real_pickle, body, key='extra'):
     """The real checkpoint's pickle with ``body`` stored under ``key`` of
     its top-level dict (its objects are kept; nothing else changes)."""
@@ -444,10 +451,7 @@ def checkpoint_files(folder, marker):
     members = archive_members(real_path)
     real_pickle = members['data.pkl']
     files = {}
-    for number, (kind, name, body) in enumerate(
-            (kind, name, body)
-            for kind, entries in pickle_attacks(marker).items()
-            for name, body in entries.items()):
+    for number, (kind, name, body) in enumerate(all_attacks(marker)):
         path = osp.join(folder, f'pickle_{number}.pth')
         # data/999: a record of 16 bytes that no real tensor uses
         write_archive(path, {**members, 'data/999': b'\0' * 16,
@@ -499,10 +503,7 @@ def data_files(folder, marker):
     value of ``b'data'`` in an otherwise ordinary CIFAR batch, plus
     truncations. Returns ``{(class, name): path}``."""
     files = {}
-    for number, (kind, name, body) in enumerate(
-            (kind, name, body)
-            for kind, entries in pickle_attacks(marker).items()
-            for name, body in entries.items()):
+    for number, (kind, name, body) in enumerate(all_attacks(marker)):
         path = osp.join(folder, f'batch_{number}')
         with open(path, 'wb') as f:
             f.write(program(

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from corpus import (archive_members, pickle_attacks,  # noqa: E402
+from corpus import (all_attacks, archive_members,  # noqa: E402
                     real_checkpoint, write_archive)
 
 from mmengine.logging import HistoryBuffer  # noqa: E402
@@ -101,10 +101,7 @@ def run(seconds, seed, out):
     rng = random.Random(seed)
     folder = tempfile.mkdtemp(prefix='fuzz_')
     marker = osp.join(folder, 'created_by_a_payload')
-    fragments = [
-        body for entries in pickle_attacks(marker).values()
-        for body in entries.values()
-    ]
+    fragments = [body for _, _, body in all_attacks(marker)]
     seeds = {}
     for name, checkpoint in (('mmengine', real_checkpoint()),
                              ('mmrevode', plain_message_hub(
