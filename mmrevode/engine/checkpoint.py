@@ -258,7 +258,7 @@ def plain_message_hub(checkpoint: dict) -> dict:
 
     ``checkpoint['message_hub']['log_scalars'][key]`` becomes
     ``dict(log_history=Tensor, count_history=Tensor, max_length=int)``, so
-    the file holds no foreign class. :func:`restore_message_hub` reverses
+    the file holds no class of MMEngine. :func:`restore_message_hub` reverses
     it. Changes ``checkpoint`` in place and returns it.
     """
     hub = checkpoint.get('message_hub') if isinstance(checkpoint,

@@ -254,8 +254,8 @@ class SafeCheckpointHook(CheckpointHook):
       deleted;
     - removes the temporary files of saves that a killed process left;
     - writes the message hub's log buffers as tensors
-      (:func:`plain_message_hub`), so its checkpoints hold no class beyond
-      tensors and builtin containers;
+      (:func:`plain_message_hub`), so its checkpoints hold no class of
+      MMEngine (tensors, containers and a few NumPy scalars);
     - checks the optimizer and parameter-scheduler states a resumed
       checkpoint restores against those the config built
       (:func:`~mmrevode.engine.resume_state.check_resume_state`): MMEngine
@@ -318,7 +318,7 @@ class SafeCheckpointHook(CheckpointHook):
             'set default_hooks.checkpoint.strict_load=False).')
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        # the log buffers as tensors: the file holds no foreign class
+        # the log buffers as tensors: no class of MMEngine in the file
         plain_message_hub(checkpoint)
 
     def before_train(self, runner) -> None:
