@@ -20,5 +20,6 @@ train_cfg = dict(max_epochs=15, val_interval=5)
 default_hooks = dict(
     logger=dict(interval=9), checkpoint=dict(max_keep_ckpts=1))
 auto_scale_lr = dict(base_batch_size=50)
-# a fixed seed: the same weights and accuracy on every run (CPU)
+# a fixed seed: the same weights and accuracy on every run on one machine (CPU;
+# the float32 kernels of another CPU can move a test image or two)
 randomness = dict(seed=0)
