@@ -34,7 +34,8 @@ import mmcv
 import torch
 from mmpretrain.apis import ImageClassificationInferencer, get_model
 
-from mmrevode.engine.launcher import load_config, merge_cfg_options, run_cli
+from mmrevode.engine.launcher import load_config, run_cli
+from mmrevode.engine.options import merge_cfg_options
 from mmrevode.utils.tools import (add_cfg_options_argument,
                                   class_names, config_image_size,
                                   load_fitting_checkpoint,

@@ -24,7 +24,7 @@ except ImportError:  # run from a source checkout that is not installed
 import mmengine
 from mmengine.evaluator import DumpResults
 
-from mmrevode.engine import launcher
+from mmrevode.engine import launcher, options
 
 
 def build_parser():
@@ -39,8 +39,8 @@ def build_parser():
         help='write the metrics or the predictions (default) to --out')
     parser.add_argument(
         '--amp', action='store_true', help='test with mixed precision')
-    launcher.add_loader_arguments(parser, persistent_workers=False)
-    launcher.add_common_arguments(parser)
+    options.add_loader_arguments(parser, persistent_workers=False)
+    options.add_common_arguments(parser)
     return parser
 
 
@@ -58,7 +58,7 @@ def merge_args(cfg, args):
 
 def main(argv=None):
     parser = build_parser()
-    args = launcher.parse_args(parser, argv)
+    args = options.parse_args(parser, argv)
     if args.out is None and args.out_item is not None:
         parser.error('--out-item needs --out')
 

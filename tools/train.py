@@ -20,19 +20,19 @@ except ImportError:  # run from a source checkout that is not installed
     sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
     import mmrevode  # noqa: F401
 
-from mmrevode.engine import launcher
+from mmrevode.engine import launcher, options
 
 
 def build_parser():
     parser = argparse.ArgumentParser(description='Train a model')
     parser.add_argument('config', help='train config file path')
-    launcher.add_train_arguments(parser)
+    options.add_train_arguments(parser)
     parser.add_argument(
         '--no-validate',
         action='store_true',
         help='do not evaluate checkpoints during training')
-    launcher.add_loader_arguments(parser)
-    launcher.add_common_arguments(parser)
+    options.add_loader_arguments(parser)
+    options.add_common_arguments(parser)
     return parser
 
 
@@ -58,7 +58,7 @@ def merge_args(cfg, args):
 
 
 def main(argv=None):
-    args = launcher.parse_args(build_parser(), argv)
+    args = options.parse_args(build_parser(), argv)
     return launcher.run_cli(lambda: launcher.train(
         merge_args(launcher.load_config(args.config), args), args.resume,
         args.cfg_options))

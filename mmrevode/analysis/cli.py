@@ -32,6 +32,7 @@ from typing import Callable, Iterable, List, Optional, Sequence
 
 import torch
 
+from ..engine.options import parse_image_size
 from .models import sweep_specs
 
 
@@ -153,8 +154,15 @@ def add_output_arguments(parser: argparse.ArgumentParser,
 
 def parse_args(parser: argparse.ArgumentParser,
                argv=None) -> argparse.Namespace:
-    """Parse the command line and apply ``--threads``."""
+    """Parse the command line and apply ``--threads``; ``--input-size H
+    [W]`` becomes ``[H, W]``
+    (:func:`~mmrevode.engine.options.parse_image_size`)."""
     args = parser.parse_args(argv)
+    if isinstance(getattr(args, 'input_size', None), list):
+        try:
+            args.input_size = list(parse_image_size(args.input_size))
+        except ValueError as e:
+            parser.error(f'--input-size: {e}')
     if getattr(args, 'threads', None):
         torch.set_num_threads(args.threads)
     return args

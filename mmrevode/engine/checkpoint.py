@@ -1,12 +1,11 @@
 """Loading and saving checkpoints safely with MMEngine 0.10.
 
-Importing this module
-
-- registers :func:`load_from_local` as MMEngine's loader for local files
-  (and :func:`load_from_url`, which downloads and then loads the same way,
-  for ``http://`` and ``https://``), so
-  ``load_from``, ``resume``, ``tools/test.py`` and ``init_cfg=dict(
-  type='Pretrained')`` all use it. It reads the archive with
+- :func:`install_checkpoint_loaders` (called by ``import mmrevode``) makes
+  :func:`load_from_local` MMEngine's loader for local files (and
+  :func:`load_from_url`, which downloads and then loads the same way, for
+  ``http://`` and ``https://``), so ``load_from``, ``resume``,
+  ``tools/test.py`` and ``init_cfg=dict(type='Pretrained')`` all use it.
+  :func:`load_from_local` reads the archive with
   :func:`torch.load` and the object tree with
   :mod:`mmrevode.fileio.checkpoint_pickle`, an unpickler that builds
   tensors, containers, NumPy numbers and MMEngine's log buffers from data
@@ -17,10 +16,11 @@ Importing this module
   is refused with :class:`UnsafeCheckpointError`, which names it;
   :func:`trust_checkpoints` (``--trust-checkpoint`` of the tools) loads such
   files with ``weights_only=False``, for files you trust only.
-- registers the file backend ``'atomic_local'`` (:class:`AtomicLocalBackend`),
-  which writes a file to a temporary name in the same folder and renames it
-  into place, so a failed or interrupted write never leaves a partial file
-  under the final name nor replaces an earlier file.
+- importing this module registers the file backend ``'atomic_local'``
+  (:class:`AtomicLocalBackend`), which writes a file to a temporary name in
+  the same folder and renames it into place, so a failed or interrupted
+  write never leaves a partial file under the final name nor replaces an
+  earlier file.
 
 Checkpoints saved through :class:`SafeCheckpointHook` hold the message hub's
 log buffers as tensors (:func:`plain_message_hub`), so they need no foreign
@@ -316,10 +316,6 @@ def restore_message_hub(checkpoint):
     return checkpoint
 
 
-CheckpointLoader.register_scheme(prefixes='', loader=load_from_local,
-                                 force=True)
-
-
 def load_from_url(url: str, map_location=None, model_dir=None):
     """Download a checkpoint (once, into torch's hub cache) and load it with
     :func:`load_from_local`.
@@ -349,8 +345,24 @@ def load_from_url(url: str, map_location=None, model_dir=None):
     return load_from_local(path, map_location=map_location)
 
 
-CheckpointLoader.register_scheme(prefixes=('http://', 'https://'),
-                                 loader=load_from_url, force=True)
+def install_checkpoint_loaders() -> None:
+    """Make :func:`load_from_local` MMEngine's loader of local paths, and
+    :func:`load_from_url` its loader of ``http://`` and ``https://``.
+
+    Registered with ``CheckpointLoader.register_scheme(..., force=True)``,
+    MMEngine's registration point: for the whole process, so for every
+    library that loads through MMEngine (``load_from``, ``resume``,
+    ``init_cfg=dict(type='Pretrained')``, MMPretrain's and MMDetection's
+    tools), not only for mmrevode's models. ``import mmrevode`` calls it
+    once, so configs that only name ``custom_imports=['mmrevode']`` load
+    safely too. Calling it again changes nothing. :func:`trust_checkpoints`
+    (``--trust-checkpoint``) keeps these loaders but makes them load with
+    ``weights_only=False``.
+    """
+    CheckpointLoader.register_scheme(
+        prefixes='', loader=load_from_local, force=True)
+    CheckpointLoader.register_scheme(
+        prefixes=('http://', 'https://'), loader=load_from_url, force=True)
 
 
 def _fsync_dir(folder: str) -> None:

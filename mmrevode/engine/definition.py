@@ -302,7 +302,7 @@ def add_definition(config: str,
     """
     from mmrevode.utils.tools import build_from_config
 
-    from .hooks import check_checkpoint_fits
+    from .checkpoint_fit import check_checkpoint_fits
     _, model = build_from_config(config, cfg_options)
     checkpoint = load_from_local(source, map_location='cpu')
     if not isinstance(checkpoint, dict):

@@ -2,32 +2,10 @@
 import argparse
 from typing import Optional, Sequence, Tuple
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from torch import nn
 
-
-def parse_image_size(values: Sequence[int]) -> Tuple[int, int]:
-    """``--shape H W`` or ``--shape S`` (a square) as ``(H, W)``.
-
-    Raises:
-        ValueError: For other numbers of values, or sizes below 1.
-    """
-    values = list(values)
-    if len(values) == 1:
-        values = values * 2
-    if len(values) != 2 or min(values) < 1:
-        raise ValueError('an image size is H W or one size for a square, '
-                         f'got {values}.')
-    return values[0], values[1]
-
-
-def add_cfg_options_argument(parser: argparse.ArgumentParser) -> None:
-    """Add ``--cfg-options key=value ...`` (overrides of the config)."""
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings of the config, as key=value pairs')
+from mmrevode.engine.options import add_cfg_options_argument, parse_image_size
 
 
 def add_input_arguments(parser: argparse.ArgumentParser,
@@ -177,7 +155,8 @@ def build_from_config(config: str,
     from mmengine.registry import init_default_scope
     from mmpretrain.registry import MODELS
 
-    from mmrevode.engine.launcher import load_config, merge_cfg_options
+    from mmrevode.engine.launcher import load_config
+    from mmrevode.engine.options import merge_cfg_options
     cfg = load_config(config)
     merge_cfg_options(cfg, cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))

@@ -44,6 +44,26 @@ def test_local_loader_is_registered():
         is load_from_local
 
 
+def test_loaders_are_installed_by_one_public_call():
+    """``import mmrevode`` calls install_checkpoint_loaders; MMEngine's own
+    loaders, registered again, are replaced by the next call."""
+    from mmengine.runner.checkpoint import load_from_http
+
+    from mmrevode.engine import install_checkpoint_loaders, load_from_url
+    original = CheckpointLoader._get_checkpoint_loader('x.pth')
+    CheckpointLoader.register_scheme(
+        prefixes=('http://', 'https://'), loader=load_from_http, force=True)
+    try:
+        assert CheckpointLoader._get_checkpoint_loader('https://x/m.pth') \
+            is load_from_http
+    finally:
+        install_checkpoint_loaders()
+    assert CheckpointLoader._get_checkpoint_loader('https://x/m.pth') \
+        is load_from_url
+    assert CheckpointLoader._get_checkpoint_loader('x.pth') is original \
+        is load_from_local
+
+
 def test_loads_mmengine_checkpoints(tmp_path):
     path = str(tmp_path / 'epoch_1.pth')
     model = _mmengine_like_checkpoint(path)

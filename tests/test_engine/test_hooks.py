@@ -94,6 +94,10 @@ def _runner(work_dir, data_root, max_epochs, fail_from=None, hooks=(),
         default_scope='mmpretrain',
         randomness=dict(seed=0),
         experiment_name=f'safe_ckpt_{osp.basename(work_dir)}',
+        # SafeCheckpointHook reads what was loaded from the run's config,
+        # as Runner.from_cfg passes it
+        cfg=dict(load_from=kwargs.get('load_from'),
+                 resume=kwargs.get('resume', False)),
         **kwargs)
 
 
@@ -473,9 +477,9 @@ def test_guarded_wrapper_skips_a_non_finite_step_without_patching():
 
 def test_divergence_hook_warns_about_an_unguarded_wrapper(
         tmp_path, data_root, monkeypatch):
-    from mmrevode.engine import hooks as hooks_module
+    from mmrevode.engine import divergence
     logged = []
-    monkeypatch.setattr(hooks_module, 'print_log',
+    monkeypatch.setattr(divergence, 'print_log',
                         lambda msg, **kwargs: logged.append(msg))
     runner = _runner(
         str(tmp_path), data_root, max_epochs=1, hooks=[DivergenceHook()],

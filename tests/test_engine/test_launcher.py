@@ -9,10 +9,10 @@ import torch
 from mmengine.config import Config
 
 import mmrevode  # noqa: F401
-from mmrevode.engine.launcher import (LaunchError, WorkDirBusyError,
-                                      WorkDirLock, is_main_launch,
-                                      load_config, merge_cfg_options,
+from mmrevode.engine.launcher import (WorkDirBusyError, WorkDirLock,
+                                      is_main_launch, load_config,
                                       resolve_resume, run_cli)
+from mmrevode.engine.options import LaunchError, merge_cfg_options
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs', 'revode', 'hamiltonian_cifar10.py')
@@ -200,7 +200,7 @@ def test_any_error_is_one_line_unless_debugging(capsys, monkeypatch):
 
 
 def test_numbers_and_switches_are_not_replaced_by_text():
-    from mmrevode.engine.launcher import merge_cfg_options
+    from mmrevode.engine.options import merge_cfg_options
     cfg = Config(dict(train_cfg=dict(max_epochs=160),
                       model=dict(backbone=dict(out_norm=True))))
     with pytest.raises(LaunchError, match='max_epochs=abc: the config has '
@@ -213,7 +213,7 @@ def test_numbers_and_switches_are_not_replaced_by_text():
 
 
 def test_none_may_replace_a_number():
-    from mmrevode.engine.launcher import merge_cfg_options
+    from mmrevode.engine.options import merge_cfg_options
     cfg = Config(dict(randomness=dict(seed=0)))
     merge_cfg_options(cfg, {'randomness.seed': None})
     assert cfg.randomness.seed is None

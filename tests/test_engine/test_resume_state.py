@@ -85,7 +85,12 @@ def _runner(work_dir, **kwargs):
         param_scheduler=dict(type='MultiStepLR', milestones=[1]),
         default_hooks=dict(checkpoint=dict(type='SafeCheckpointHook',
                                            interval=1)),
-        experiment_name=f'resume_state_{work_dir.name}', **kwargs)
+        experiment_name=f'resume_state_{work_dir.name}',
+        # SafeCheckpointHook names the file loaded from the run's config,
+        # as Runner.from_cfg passes it
+        cfg=dict(load_from=kwargs.get('load_from'),
+                 resume=kwargs.get('resume', False)),
+        **kwargs)
 
 
 def test_resume_refuses_a_scheduler_state_that_drives_something_else(

@@ -32,7 +32,7 @@ from mmdet.evaluation import DumpDetResults
 from mmdet.utils import setup_cache_size_limit_of_dynamo
 from mmengine.config import ConfigDict
 
-from mmrevode.engine import launcher
+from mmrevode.engine import launcher, options
 
 
 def build_parser():
@@ -54,7 +54,7 @@ def build_parser():
     parser.add_argument(
         '--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument('--tta', action='store_true')
-    launcher.add_common_arguments(parser)
+    options.add_common_arguments(parser)
     return parser
 
 
@@ -103,7 +103,7 @@ def merge_args(cfg, args):
 
 
 def main(argv=None):
-    args = launcher.parse_args(build_parser(), argv)
+    args = options.parse_args(build_parser(), argv)
     # fewer recompilations with compile=True
     setup_cache_size_limit_of_dynamo()
 

@@ -29,14 +29,14 @@ except ImportError:  # run from a source checkout that is not installed
 
 from mmdet.utils import setup_cache_size_limit_of_dynamo
 
-from mmrevode.engine import launcher
+from mmrevode.engine import launcher, options
 
 
 def build_parser():
     parser = argparse.ArgumentParser(description='Train a detector')
     parser.add_argument('config', help='train config file path')
-    launcher.add_train_arguments(parser)
-    launcher.add_common_arguments(parser)
+    options.add_train_arguments(parser)
+    options.add_common_arguments(parser)
     return parser
 
 
@@ -56,7 +56,7 @@ def merge_args(cfg, args):
 
 
 def main(argv=None):
-    args = launcher.parse_args(build_parser(), argv)
+    args = options.parse_args(build_parser(), argv)
     # fewer recompilations with compile=True
     setup_cache_size_limit_of_dynamo()
     return launcher.run_cli(lambda: launcher.train(

@@ -285,7 +285,7 @@ class DefinedBackbone(BaseBackbone):
                 into this network and log the rest, whatever the
                 definition. Defaults to False.
         """
-        from ...engine.hooks import check_checkpoint_fits
+        from ...engine.checkpoint_fit import check_checkpoint_fits
         name = type(self).__name__
         source = f'{name} (init_cfg Pretrained' + (
             f', prefix {prefix!r})' if prefix else ')')
