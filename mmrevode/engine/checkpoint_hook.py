@@ -24,7 +24,8 @@ from mmengine.hooks import CheckpointHook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
-from .checkpoint import CheckpointError, atomic_write, plain_message_hub
+from .checkpoint import (CheckpointError, atomic_write, find_resume_checkpoint,
+                         plain_message_hub)
 from .checkpoint_fit import check_checkpoint_fits, first_non_finite
 from .divergence import DivergenceError, newest_checkpoint_note
 from .resume_state import check_resume_state
@@ -75,14 +76,14 @@ class SafeCheckpointHook(CheckpointHook):
     - never saves weights that are not finite: it raises
       :class:`DivergenceError` instead, so every kept checkpoint (the
       ``best_*`` one too) holds finite weights;
-    - writes ``last_checkpoint`` relative to the work directory, so a
-      moved work directory resumes from its own checkpoints (the launcher
-      resolves ``--resume`` with :func:`find_resume_checkpoint` before the
-      Runner is built; a Runner given ``resume=True`` without ``load_from``
-      while such a pointer exists is refused, since MMEngine would read the
-      path relative to the current folder); outdated or best checkpoints
-      that lie outside the output folder (recorded before a move) are never
-      deleted;
+    - writes ``last_checkpoint`` (the absolute path, as MMEngine does)
+      atomically. A moved work directory resumes from its own checkpoints
+      through the launcher (:func:`find_resume_checkpoint`, resolved before
+      the Runner is built); a Runner given ``resume=True`` without
+      ``load_from`` whose pointer names another folder's file (or, from
+      older runs, a relative path) is refused with the checkpoint to name;
+      outdated or best checkpoints that lie outside the output folder
+      (recorded before a move) are never deleted;
     - removes the temporary files of saves that a killed process left;
     - writes the message hub's log buffers as tensors
       (:func:`plain_message_hub`), so its checkpoints hold no class of
@@ -145,13 +146,15 @@ class SafeCheckpointHook(CheckpointHook):
             return
         with open(pointer) as f:
             path = f.read().strip()
-        if path and not osp.isabs(path) and _is_local(path):
+        own = find_resume_checkpoint(runner.work_dir)
+        if path and _is_local(path) and own != path:
+            # MMEngine would read a relative pointer (older runs) from the
+            # current folder, and a moved folder's from its old place
             raise CheckpointError(
-                f'resume=True without load_from: {pointer} names {path} '
-                'relative to the work directory, which MMEngine would read '
-                'relative to the current folder. Resume with tools/train.py '
-                '--resume, or set load_from to '
-                f'{osp.join(runner.work_dir, path)}.')
+                f'resume=True without load_from: {pointer} names {path}, '
+                f'but the checkpoint of this work directory is {own}. Resume '
+                'with tools/train.py --resume, or set load_from to '
+                f'{own}.')
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         path = runner.cfg.get('load_from', None) or 'given as load_from'
@@ -198,8 +201,7 @@ class SafeCheckpointHook(CheckpointHook):
     def _save_checkpoint_with_step(self, runner, step, meta) -> None:
         """MMEngine's save; the checkpoint that falls out of
         ``max_keep_ckpts`` is deleted after the new one is written, and
-        ``last_checkpoint`` is written atomically, relative to the work
-        directory."""
+        ``last_checkpoint`` is written atomically."""
         hub = runner.message_hub
         saved_info = {
             key: hub.runtime_info[key]
@@ -222,12 +224,9 @@ class SafeCheckpointHook(CheckpointHook):
             raise
         if not is_main_process():
             return
-        pointer = self.last_ckpt
-        if _is_local(pointer):
-            relative = osp.relpath(pointer, runner.work_dir)
-            if not relative.startswith(os.pardir):
-                pointer = relative
-        atomic_write(pointer, osp.join(runner.work_dir, 'last_checkpoint'))
+        # the path MMEngine wrote, again, all or nothing
+        atomic_write(self.last_ckpt,
+                     osp.join(runner.work_dir, 'last_checkpoint'))
         if dropped is not None:
             path = self.file_backend.join_path(
                 self.out_dir, self.filename_tmpl.format(dropped))

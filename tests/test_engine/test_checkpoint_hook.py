@@ -12,6 +12,7 @@ and record the new hashes.
 import hashlib
 import inspect
 import itertools
+import shutil
 
 import pytest
 from engine_utils import ToyRegression
@@ -60,7 +61,7 @@ def _toy_runner(work_dir, **cfg):
             dataset=data, sampler=dict(type='DefaultSampler', shuffle=False),
             batch_size=2, num_workers=0,
             collate_fn=dict(type='default_collate')),
-        train_cfg=dict(by_epoch=True, max_epochs=1),
+        train_cfg=dict(by_epoch=True, max_epochs=cfg.pop('max_epochs', 1)),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
         default_hooks=dict(checkpoint=dict(type='SafeCheckpointHook',
                                            interval=1)),
@@ -69,20 +70,41 @@ def _toy_runner(work_dir, **cfg):
         **cfg)
 
 
-def test_resume_without_load_from_is_refused_not_resolved(tmp_path):
-    """The launcher resolves ``--resume``; a Runner given ``resume=True``
-    alone would read the relative pointer from the current folder."""
-    _toy_runner(tmp_path).train()
-    assert (tmp_path / 'last_checkpoint').read_text() == 'epoch_1.pth'
-    runner = _toy_runner(tmp_path, resume=True)
+def test_mmengine_resume_alone_works_and_a_moved_folder_is_refused(
+        tmp_path):
+    """``last_checkpoint`` holds the absolute path, as MMEngine writes it,
+    so a Runner given ``resume=True`` alone (MMDetection's own
+    ``tools/train.py --resume``) resumes. In a moved work directory the
+    pointer names the old folder's file: that Runner is refused with the
+    checkpoint to name, never resumed from another folder."""
+    first = tmp_path / 'first'
+    _toy_runner(first).train()
+    assert (first / 'last_checkpoint').read_text() == str(
+        first / 'epoch_1.pth')
+    runner = _toy_runner(first, resume=True,
+                         max_epochs=2)
+    runner.train()
+    assert runner.epoch == 2
+    assert (first / 'last_checkpoint').read_text() == str(
+        first / 'epoch_2.pth')
+
+    moved = tmp_path / 'moved'
+    shutil.copytree(first, moved)
+    runner = _toy_runner(moved, resume=True,
+                         max_epochs=3)
     with pytest.raises(CheckpointError) as info:
         runner.train()
     assert str(info.value) == (
-        f'resume=True without load_from: {tmp_path / "last_checkpoint"} '
-        'names epoch_1.pth relative to the work directory, which MMEngine '
-        'would read relative to the current folder. Resume with '
-        'tools/train.py --resume, or set load_from to '
-        f'{tmp_path / "epoch_1.pth"}.')
+        f'resume=True without load_from: {moved / "last_checkpoint"} '
+        f'names {first / "epoch_2.pth"}, but the checkpoint of this work '
+        f'directory is {moved / "epoch_2.pth"}. Resume with tools/train.py '
+        f'--resume, or set load_from to {moved / "epoch_2.pth"}.')
+    # a pointer of older runs, relative to the work directory, the same
+    (moved / 'last_checkpoint').write_text('epoch_2.pth')
+    with pytest.raises(CheckpointError, match='names epoch_2.pth, but'):
+        _toy_runner(moved, resume=True).train()
     # with the checkpoint named, it resumes
-    _toy_runner(tmp_path, resume=True,
-                load_from=str(tmp_path / 'epoch_1.pth')).train()
+    runner = _toy_runner(moved, resume=True,
+                         max_epochs=3, load_from=str(moved / 'epoch_2.pth'))
+    runner.train()
+    assert runner.epoch == 3

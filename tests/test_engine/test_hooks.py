@@ -116,7 +116,7 @@ def test_keeps_max_keep_ckpts_and_writes_pointer(tmp_path, data_root):
     assert len([f for f in files if f.startswith('best_')]) == 1
     assert not [f for f in os.listdir(tmp_path) if f.endswith('.tmp')]
     with open(tmp_path / 'last_checkpoint') as f:
-        assert f.read() == 'epoch_3.pth'
+        assert f.read() == str(tmp_path / 'epoch_3.pth')
     checkpoint = load_from_local(str(tmp_path / 'epoch_3.pth'))
     assert checkpoint['message_hub']['runtime_info']['keep_ckpt_ids'] == [3]
 
@@ -132,7 +132,7 @@ def test_failed_save_keeps_the_earlier_checkpoint(tmp_path, data_root,
     assert 'epoch_2.pth' not in files
     assert not [f for f in files if f.endswith('.tmp')]
     with open(tmp_path / 'last_checkpoint') as f:
-        assert f.read() == 'epoch_1.pth'
+        assert f.read() == str(tmp_path / 'epoch_1.pth')
     checkpoint = load_from_local(str(tmp_path / 'epoch_1.pth'))
     assert checkpoint['meta']['epoch'] == 1
     hook = _checkpoint_hook(runner)
