@@ -1,8 +1,9 @@
 """Mixed precision and the reversible backward: how far the gradients move.
 
-For a backbone, one training step (train-mode norms, a fixed random linear
-classifier on the pooled last output, cross-entropy with random labels) is
-run four times from the same weights: with the reversible and with the plain
+For a backbone, one training step
+(:class:`~mmrevode.analysis.training.TrainStep` without the update:
+train-mode norms, a fixed random linear classifier on the pooled last
+output, cross-entropy with random labels) is run four times from the same weights: with the reversible and with the plain
 backward, each in float32 and under ``torch.autocast`` (bfloat16 on CPU,
 float16 on CUDA by default). :func:`amp_drift` reports, as relative errors
 ``||g - g_ref|| / ||g_ref||`` over all parameter gradients together:
@@ -19,28 +20,13 @@ import copy
 from typing import Dict, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .models import build_backbone, set_mode
+from .training import TrainingModel, TrainStep
 
 AMP_METRICS = ('amp_drift', 'rev_amp', 'rev_vs_plain_amp',
                'rev_vs_plain_fp32', 'out_drift')
-
-
-def _step(backbone, head, x, labels, dtype, loss_scale):
-    """One forward and backward; the gradients and the last output."""
-    backbone.zero_grad(set_to_none=True)
-    with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
-        out = backbone(x)[-1]
-        logits = head(out.mean((2, 3)))
-        loss = F.cross_entropy(logits.float(), labels)
-    (loss * loss_scale).backward()
-    grads = [
-        p.grad.detach().float().flatten() / loss_scale
-        for p in backbone.parameters() if p.grad is not None
-    ]
-    return torch.cat(grads), out.detach().float()
 
 
 def _relative(a, b) -> float:
@@ -95,10 +81,16 @@ def amp_drift(backbone: nn.Module,
     runs = {}
     for reversible in (True, False):
         for amp in (None, dtype):
-            model = set_mode(copy.deepcopy(backbone),
-                             'reversible' if reversible else 'plain')
-            runs[reversible, amp] = _step(model, head, x, labels, amp,
-                                          loss_scale if amp else 1.0)
+            model = TrainingModel(
+                set_mode(copy.deepcopy(backbone),
+                         'reversible' if reversible else 'plain'),
+                'linear', num_classes, width).to(device)
+            model.fc.load_state_dict(head.state_dict())
+            step = TrainStep(model, x, labels, lr=None, autocast=amp,
+                             loss_scale=loss_scale if amp else 1.0,
+                             keep_outputs=True)
+            step.run()
+            runs[reversible, amp] = step.gradients(), step.output
     ref_grad, ref_out = runs[False, None]
     return dict(
         amp_drift=_relative(runs[False, dtype][0], ref_grad),

@@ -20,15 +20,17 @@ option                        meaning
 ``--title``                   title of the figure
 ============================  =================================================
 
-and what they print and write: Markdown tables (:func:`markdown_table`,
-:func:`mib`, :func:`fixed`), figures (:func:`new_figure`,
+and what they read and print and write: memory sizes (:func:`parse_bytes`,
+:func:`format_bytes`), Markdown tables (:func:`markdown_table`,
+:func:`fixed`), figures (:func:`new_figure`,
 :func:`save_figure`) and the output files (:func:`write_outputs`).
 """
 import argparse
 import json
 import os
 import os.path as osp
-from typing import Callable, Iterable, List, Optional, Sequence
+import re
+from typing import Callable, Iterable, List, Optional, Sequence, Union
 
 import torch
 
@@ -201,9 +203,55 @@ def write_outputs(args: argparse.Namespace,
     return paths
 
 
-def mib(num_bytes: Optional[float]) -> str:
-    """A table cell: bytes in MiB (one decimal), ``-`` for None."""
-    return '-' if num_bytes is None else f'{num_bytes / 2**20:.1f}'
+#: Bytes per unit of a memory size, binary and decimal.
+BYTE_UNITS = {
+    'b': 1, 'kb': 10**3, 'mb': 10**6, 'gb': 10**9, 'tb': 10**12,
+    'kib': 2**10, 'mib': 2**20, 'gib': 2**30, 'tib': 2**40
+}
+
+
+def parse_bytes(text: Union[str, int, float]) -> int:
+    """Bytes from ``'2GiB'``, ``'500MiB'``, ``'1.5 GB'`` or a number.
+
+    Binary units (KiB, MiB, GiB, TiB) are powers of 1024, decimal ones (KB,
+    MB, GB, TB) powers of 1000; a bare number is bytes.
+    """
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        value, unit = text, 'b'
+    else:
+        match = re.fullmatch(r'\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-z]*)\s*',
+                             str(text).lower())
+        if not match or match.group(2) not in BYTE_UNITS and match.group(2):
+            raise ValueError(
+                f'cannot read {text!r} as a memory size: give a number of '
+                'bytes or a number with one of B, KiB, MiB, GiB, TiB, KB, '
+                'MB, GB, TB (e.g. 2GiB, 500MiB).')
+        value, unit = float(match.group(1)), match.group(2) or 'b'
+    if value < 0:
+        raise ValueError(f'a memory size cannot be negative, got {text!r}.')
+    return int(round(value * BYTE_UNITS[unit]))
+
+
+def format_bytes(num_bytes: Optional[float],
+                 unit: Optional[str] = None) -> str:
+    """A memory size as text; ``-`` for None.
+
+    Args:
+        num_bytes (float, optional): The size in bytes.
+        unit (str, optional): ``'KiB'``, ``'MiB'`` or ``'GiB'``: the number
+            alone in that unit, one decimal (a table cell whose header names
+            the unit). Defaults to None: the number and its unit, in KiB,
+            MiB or (from 10 GiB on) GiB with two decimals.
+    """
+    if num_bytes is None:
+        return '-'
+    if unit is not None:
+        return f'{num_bytes / BYTE_UNITS[unit.lower()]:.1f}'
+    if num_bytes >= 10 * 2**30:
+        return f'{num_bytes / 2**30:.2f} GiB'
+    if num_bytes >= 2**20:
+        return f'{num_bytes / 2**20:.1f} MiB'
+    return f'{num_bytes / 2**10:.1f} KiB'
 
 
 def fixed(value: Optional[float], digits: int = 3) -> str:

@@ -7,7 +7,7 @@ from a cost model calibrated on the machine it runs on:
 
 - **saved bytes**: one step of the model in each uniform mode, with the
   saved bytes split by the part whose forward saved them
-  (:func:`~mmrevode.analysis.benchmark.backbone_parts`). Unit ``i`` in mode
+  (:func:`~mmrevode.analysis.training.backbone_parts`). Unit ``i`` in mode
   ``m`` costs what it saved in the all-``m`` step; the stem, the
   transitions and the head cost what they saved in the all-plain step.
   A plan's prediction is the sum: a tensor is counted by the first part
@@ -39,7 +39,6 @@ Example:
     2
 """
 import itertools
-import re
 import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -47,48 +46,11 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 
 from ..models.reversible import EXECUTION_MODES
-from .benchmark import ratios_to_reference, train_steps
+from .cli import format_bytes
 from .memory import release_free_memory
 from .models import build_backbone, image_size
-
-_UNITS = {
-    'b': 1, 'kb': 10**3, 'mb': 10**6, 'gb': 10**9, 'tb': 10**12,
-    'kib': 2**10, 'mib': 2**20, 'gib': 2**30, 'tib': 2**40
-}
-
-
-def parse_bytes(text: Union[str, int, float]) -> int:
-    """Bytes from ``'2GiB'``, ``'500MiB'``, ``'1.5 GB'`` or a number.
-
-    Binary units (KiB, MiB, GiB, TiB) are powers of 1024, decimal ones (KB,
-    MB, GB, TB) powers of 1000; a bare number is bytes.
-    """
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        value, unit = text, 'b'
-    else:
-        match = re.fullmatch(r'\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-z]*)\s*',
-                             str(text).lower())
-        if not match or match.group(2) not in _UNITS and match.group(2):
-            raise ValueError(
-                f'cannot read {text!r} as a memory size: give a number of '
-                'bytes or a number with one of B, KiB, MiB, GiB, TiB, KB, '
-                'MB, GB, TB (e.g. 2GiB, 500MiB).')
-        value, unit = float(match.group(1)), match.group(2) or 'b'
-    if value < 0:
-        raise ValueError(f'a memory size cannot be negative, got {text!r}.')
-    return int(round(value * _UNITS[unit]))
-
-
-def format_bytes(value: Optional[float]) -> str:
-    """``value`` in KiB, MiB or (from 10 GiB on) GiB."""
-    if value is None:
-        return '-'
-    if value >= 10 * 2**30:
-        return f'{value / 2**30:.2f} GiB'
-    if value >= 2**20:
-        return f'{value / 2**20:.1f} MiB'
-    return f'{value / 2**10:.1f} KiB'
-
+from .timing import ratios_to_reference
+from .training import train_steps
 
 def cfg_option(modes: Sequence[str], key: str = 'model.backbone.mode') -> str:
     """The ``--cfg-options`` entry that sets these modes."""
@@ -284,7 +246,7 @@ def calibrate(spec: dict,
             (wall on a GPU, CPU time otherwise). Defaults to ``'auto'``.
         **options: The training step (``device``, ``dtype``,
             ``backbone_options``, ``seed``, ``head``; see
-            :func:`~mmrevode.analysis.benchmark.time_model`).
+            :func:`~mmrevode.analysis.training.train_steps`).
 
     Returns:
         CostModel: The calibrated costs; ``unit_time`` holds the seconds a
@@ -345,7 +307,7 @@ def measure_plans(spec: dict,
 
     Every plan and an all-plain reference model run with the same weights
     and batch; each step of a plan is paired with a reference step taken
-    next to it (:func:`~mmrevode.analysis.benchmark.ratios_to_reference`),
+    next to it (:func:`~mmrevode.analysis.timing.ratios_to_reference`),
     and the ratios are the medians over the pairs. An all-plain plan among
     ``plans`` is measured like the others, against the reference: its
     ratio shows the noise of the measurement.

@@ -6,8 +6,9 @@ import math
 import pytest
 import torch
 
-from mmrevode.analysis import (build_backbone, depth_profile,
-                               jacobian_spectrum, right_hand_side)
+from mmrevode.analysis import build_backbone
+from mmrevode.analysis.stability import (depth_profile, jacobian_spectrum,
+                                         right_hand_side)
 
 TINY = "{'blocks': [2, 3], 'widths': [8, 16]}"
 

@@ -68,7 +68,7 @@ from mmrevode.analysis.peers import (PEER_PACKAGES, available_runners,
 from mmrevode.analysis import cli
 from mmrevode.analysis.cli import (add_output_arguments, add_run_arguments,
                                    add_timing_arguments, depth_axis, fixed,
-                                   markdown_table, mib, model_parser,
+                                   format_bytes, markdown_table, model_parser,
                                    model_specs, new_figure, save_figure,
                                    write_outputs)
 
@@ -89,7 +89,7 @@ def table(records: Sequence[dict]) -> str:
         in_decimals += ['time_ratio_to_float', 'cpu_time_ratio_to_float']
     return markdown_table(header, [
         [r['name'], r['batch_size'], r['mode']] +
-        [mib(r[key]) for key in in_mib] +
+        [format_bytes(r[key], 'MiB') for key in in_mib] +
         [fixed(r.get(key)) for key in in_decimals] for r in records
     ])
 
@@ -101,8 +101,9 @@ def part_table(records: Sequence[dict]) -> str:
     for r in records:
         by_part = r['saved_bytes_by_part']
         units = sum(v for k, v in by_part.items() if k.startswith('unit'))
-        rows.append([r['name'], r['mode'], mib(units)] +
-                    [mib(by_part.get(p, 0)) for p in parts])
+        rows.append([r['name'], r['mode'],
+                     format_bytes(units, 'MiB')] +
+                    [format_bytes(by_part.get(p, 0), 'MiB') for p in parts])
     return markdown_table(['model', 'mode', 'in units'] + parts, rows)
 
 
@@ -122,8 +123,8 @@ def peer_table(records: Sequence[dict]) -> str:
         rows.append([
             r['name'], r['unit'], r['batch_size'], r['runner'], error,
             r['bn_updates_per_step'],
-            mib(r['saved_bytes']),
-            mib(r['peak_bytes']),
+            format_bytes(r['saved_bytes'], 'MiB'),
+            format_bytes(r['peak_bytes'], 'MiB'),
             fixed(r['time_ratio_to_plain']),
             fixed(r['cpu_time_ratio_to_plain'])
         ])

@@ -37,7 +37,7 @@ from mmrevode.analysis import (BudgetError, calibrate, cfg_option,
 from mmrevode.analysis import cli
 from mmrevode.analysis.cli import (add_output_arguments, add_run_arguments,
                                    add_timing_arguments, fixed,
-                                   markdown_table, mib, model_parser,
+                                   markdown_table, model_parser,
                                    new_figure, save_figure, write_outputs)
 from mmrevode.engine.launcher import run_cli
 from mmrevode.models.reversible import EXECUTION_MODES
@@ -62,11 +62,14 @@ def cost_table(costs) -> str:
                                              costs.unit_time)):
         row = [f'unit {i}']
         for m in costs.modes:
-            row += [mib(saved[m]), fixed(seconds[m] * 1e3, 0)]
+            row += [
+                format_bytes(saved[m], 'MiB'),
+                fixed(seconds[m] * 1e3, 0)
+            ]
         rows.append(row)
     rows.append([
         'rest (time: all-plain step)',
-        mib(costs.rest_bytes),
+        format_bytes(costs.rest_bytes, 'MiB'),
         fixed(costs.rest_time * 1e3, 0)
     ] + ['-', '-'] * (len(costs.modes) - 1))
     return markdown_table(header, rows)
@@ -84,9 +87,9 @@ def plan_table(plans: Sequence[dict], measured: Sequence[dict] = ()) -> str:
         m = by_modes.get(tuple(plan['modes']), {})
         rows.append([
             ', '.join(plan['modes']),
-            mib(plan['saved_bytes']),
+            format_bytes(plan['saved_bytes'], 'MiB'),
             fixed(plan['time_ratio_to_plain']),
-            mib(m.get('saved_bytes')),
+            format_bytes(m.get('saved_bytes'), 'MiB'),
             fixed(m.get('time_ratio_to_plain')),
             fixed(m.get('cpu_time_ratio_to_plain'))
         ])
