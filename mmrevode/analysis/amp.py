@@ -17,7 +17,7 @@ float16 on CUDA by default). :func:`amp_drift` reports, as relative errors
 - ``out_drift``: the backbone's output under autocast against float32.
 """
 import copy
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 import torch
 from torch import nn
@@ -105,6 +105,7 @@ def worst_amp_drift(spec: str,
                     seeds: int = 3,
                     device: str = 'cpu',
                     backbone_options: Optional[dict] = None,
+                    progress: Optional[Callable[[], None]] = None,
                     **kwargs) -> Dict[str, float]:
     """The largest of each metric of :func:`amp_drift` over ``seeds``
     initialisations (seeds 0, 1, ...) of the model ``spec``.
@@ -115,6 +116,7 @@ def worst_amp_drift(spec: str,
         device (str): Defaults to ``'cpu'``.
         backbone_options (dict, optional): Overrides of the backbone's
             arguments. Defaults to None.
+        progress (callable, optional): Called after every seed.
         **kwargs: Arguments of :func:`amp_drift`.
     """
     worst = dict.fromkeys(AMP_METRICS, 0.0)
@@ -122,4 +124,6 @@ def worst_amp_drift(spec: str,
         backbone = build_backbone(spec, backbone_options, seed=seed)
         result = amp_drift(backbone.to(device), seed=seed, **kwargs)
         worst = {k: max(worst[k], result[k]) for k in AMP_METRICS}
+        if progress:
+            progress()
     return worst

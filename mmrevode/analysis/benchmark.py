@@ -42,6 +42,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
+from .cli import Progress
 from .memory import (MemoryMeter, configure_malloc, has_glibc,
                      release_free_memory, run_in_fresh_process,
                      total_memory_bytes)
@@ -255,7 +256,8 @@ def run_benchmark(specs: Sequence[str],
         specs (Sequence[str]): The models, ``'TYPE[:ARCH]'``.
         modes (Sequence[str]): Defaults to all of ``MODES``.
         batch_sizes (Sequence[int]): Defaults to ``(64, )``.
-        progress_bar (bool): Show a progress bar. Defaults to True.
+        progress_bar (bool): Show a progress bar (on stderr).
+            Defaults to True.
         malloc_trim_threshold (int): See
             :func:`~mmrevode.analysis.memory.configure_malloc`; a negative
             value measures the memory here, with the allocator as it is.
@@ -271,18 +273,14 @@ def run_benchmark(specs: Sequence[str],
     machine = machine_info(device)
     warmup = kwargs.get('warmup', 1)
     per_model = len(modes) * (warmup + 1 + kwargs.get('steps', 5))
-    bar = None
-    if progress_bar:
-        from mmengine.utils import ProgressBar
-        bar = ProgressBar(len(parsed) * len(batch_sizes) * per_model)
-    progress = bar.update if bar else None
+    progress = Progress(len(parsed) * len(batch_sizes) * per_model,
+                        progress_bar)
     jobs = [(spec, batch) for spec in parsed for batch in batch_sizes]
     results = [
-        time_model(spec, modes, batch, progress=progress, **kwargs)
+        time_model(spec, modes, batch, progress=progress.update, **kwargs)
         for spec, batch in jobs
     ]
-    if bar:
-        print()
+    progress.close()
     if torch.device(device).type == 'cpu' and malloc_trim_threshold >= 0 \
             and has_glibc():
         print('Measuring memory in a separate process ...', flush=True)

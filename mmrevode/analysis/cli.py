@@ -13,7 +13,7 @@ option                        meaning
 ``--seed``                    seed of the weights and the data
 ``--steps``, ``--warmup``     timed and untimed steps (or rounds)
 ``--threads``                 ``torch.set_num_threads``
-``--no-progress``             no progress bar
+``--no-progress``             no progress bar (:class:`Progress`, on stderr)
 ``--device``                  ``cuda`` or ``cpu``
 ``--out-dir``, ``--name``     the tool writes ``OUT_DIR/NAME.json`` (and
                               ``NAME.png``)
@@ -30,11 +30,46 @@ import json
 import os
 import os.path as osp
 import re
+import sys
 from typing import Callable, Iterable, List, Optional, Sequence, Union
 
 import torch
 
 from .models import sweep_specs
+
+
+class Progress:
+    """MMEngine's :class:`~mmengine.utils.ProgressBar` on stderr, so that
+    stdout holds only what a tool prints (tables, JSON); or nothing.
+
+    Args:
+        total (int): Number of tasks.
+        enabled (bool): Show the bar. Defaults to True.
+
+    Example:
+        >>> progress = Progress(3, enabled=False)
+        >>> for _ in range(3):
+        ...     progress.update()
+        >>> progress.close()
+    """
+
+    def __init__(self, total: int, enabled: bool = True):
+        self.bar = None
+        if enabled and total > 0:
+            from mmengine.utils import ProgressBar
+            self.bar = ProgressBar(total, file=sys.stderr)
+
+    def update(self, num_tasks: int = 1):
+        """Count ``num_tasks`` more tasks done."""
+        if self.bar is not None:
+            self.bar.update(num_tasks)
+
+    def close(self):
+        """End the bar's line."""
+        if self.bar is not None:
+            sys.stderr.write('\n')
+            sys.stderr.flush()
+            self.bar = None
 
 
 def model_parser(description: str,

@@ -46,7 +46,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 
 from ..models.reversible import EXECUTION_MODES
-from .cli import format_bytes
+from .cli import Progress, format_bytes
 from .memory import release_free_memory
 from .models import build_backbone, image_size
 from .timing import ratios_to_reference
@@ -193,27 +193,37 @@ def _clock(device: torch.device, clock: str) -> str:
 
 def _measure(spec: dict, plans: Dict[str, List[str]], timed: Sequence[str],
              batch_size: int, input_size: Tuple[int, int], steps: int,
-             warmup: int, by_part: bool, options: dict):
+             warmup: int, by_part: bool, progress_bar: bool, options: dict):
     """Saved bytes of ``plans`` and the step-time ratios of the ``timed``
-    ones to an all-plain reference model (same weights and batch)."""
+    ones to an all-plain reference model (same weights and batch), with a
+    progress bar on stderr (a task per plan, warm-up step and pair)."""
     num_units = len(next(iter(plans.values())))
     labels = dict(plans, reference=['plain'] * num_units)
+    progress = Progress(
+        len(plans) + warmup * (len(timed) + 1) + steps * len(timed),
+        progress_bar)
     runs = train_steps(
         spec, labels, batch_size, input_size=input_size, **options)
     reference = runs.pop('reference')
-    saved = {label: runs[label].saved_bytes(by_part) for label in plans}
+    saved = {}
+    for label in plans:
+        saved[label] = runs[label].saved_bytes(by_part)
+        progress.update()
     timed_runs = {label: runs[label] for label in timed}
     for run in [reference, *timed_runs.values()]:
         for _ in range(warmup):
             run()
+            progress.update()
     reference_times = []
 
     def timed_reference():
         reference_times.append(reference())
         return reference_times[-1]
 
-    return saved, ratios_to_reference(timed_runs, timed_reference,
-                                      steps), reference_times
+    ratios = ratios_to_reference(timed_runs, timed_reference, steps,
+                                 progress.update)
+    progress.close()
+    return saved, ratios, reference_times
 
 
 def calibrate(spec: dict,
@@ -223,6 +233,7 @@ def calibrate(spec: dict,
               steps: int = 3,
               warmup: int = 1,
               clock: str = 'auto',
+              progress_bar: bool = False,
               **options) -> CostModel:
     """Measure the cost model of a backbone on this machine.
 
@@ -244,6 +255,8 @@ def calibrate(spec: dict,
         warmup (int): Untimed steps of each model first. Defaults to 1.
         clock (str): ``'cpu'`` (process time), ``'wall'`` or ``'auto'``
             (wall on a GPU, CPU time otherwise). Defaults to ``'auto'``.
+        progress_bar (bool): Show a progress bar on stderr.
+            Defaults to False.
         **options: The training step (``device``, ``dtype``,
             ``backbone_options``, ``seed``, ``head``; see
             :func:`~mmrevode.analysis.training.train_steps`).
@@ -270,7 +283,7 @@ def calibrate(spec: dict,
     clock = _clock(device, clock)
     saved, ratios, reference_times = _measure(
         spec, dict(plans, **switched), list(switched), batch_size, size,
-        steps, warmup, True, options)
+        steps, warmup, True, progress_bar, options)
     release_free_memory()
     plain_time = statistics.median(t[0 if clock == 'wall' else 1]
                                    for t in reference_times)
@@ -302,6 +315,7 @@ def measure_plans(spec: dict,
                   input_size: Union[int, Sequence[int]] = 32,
                   steps: int = 3,
                   warmup: int = 1,
+                  progress_bar: bool = False,
                   **options) -> List[dict]:
     """Measured saved bytes and step times of plans, against all-plain.
 
@@ -320,6 +334,8 @@ def measure_plans(spec: dict,
             Defaults to 32.
         steps (int): Timed steps of each plan. Defaults to 3.
         warmup (int): Untimed steps of each plan first. Defaults to 1.
+        progress_bar (bool): Show a progress bar on stderr.
+            Defaults to False.
         **options: The training step (see :func:`calibrate`).
 
     Returns:
@@ -331,7 +347,7 @@ def measure_plans(spec: dict,
     labels = {','.join(p): list(p) for p in plans}
     saved, ratios, reference_times = _measure(
         spec, labels, list(labels), batch_size, image_size(input_size),
-        steps, warmup, False, options)
+        steps, warmup, False, progress_bar, options)
     release_free_memory()
     wall, cpu = zip(*reference_times)
     return [

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from ..models.reversible import frozen_running_stats
+from .cli import Progress
 from .models import build_backbone, parse_spec
 from .training import TrainingModel, TrainStep
 
@@ -192,7 +193,8 @@ def measure_reconstruction(spec: dict,
 def run_reconstruction(specs: Sequence[str],
                        progress_bar: bool = True,
                        **kwargs) -> dict:
-    """Measure every model (``'TYPE[:ARCH]'``).
+    """Measure every model (``'TYPE[:ARCH]'``), with a progress bar on
+    stderr (``progress_bar``).
 
     Returns:
         dict: ``torch`` (its version) and ``records`` (see
@@ -200,14 +202,10 @@ def run_reconstruction(specs: Sequence[str],
     """
     parsed = [parse_spec(s) for s in specs]
     dtypes = kwargs.get('dtypes', ('float32', 'float64'))
-    bar = None
-    if progress_bar:
-        from mmengine.utils import ProgressBar
-        bar = ProgressBar(len(parsed) * (2 * len(dtypes) + 1))
+    progress = Progress(len(parsed) * (2 * len(dtypes) + 1), progress_bar)
     records = []
     for spec in parsed:
         records += measure_reconstruction(
-            spec, progress=bar.update if bar else None, **kwargs)
-    if bar:
-        print()
+            spec, progress=progress.update, **kwargs)
+    progress.close()
     return dict(torch=torch.__version__, records=records)

@@ -71,6 +71,7 @@ from mmrevode.analysis.cli import (add_output_arguments, add_run_arguments,
                                    format_bytes, markdown_table, model_parser,
                                    model_specs, new_figure, save_figure,
                                    write_outputs)
+from mmrevode.utils.optional import install_command, require_packages
 
 
 def table(records: Sequence[dict]) -> str:
@@ -137,7 +138,7 @@ def run_peers(args) -> dict:
     missing = [p for p in PEER_PACKAGES if p not in available_runners()]
     if missing:
         print(f'Not installed: {", ".join(missing)}; their rows are left '
-              "out (pip install -e '.[bench]' brings them).", flush=True)
+              f'out ({install_command("bench")} brings them).', flush=True)
     records = []
     for spec in model_specs(args):
         for batch_size in args.batch_size:
@@ -259,6 +260,7 @@ def main(argv=None) -> dict:
               'the end.')
         write_outputs(args, result)
         return result
+    require_packages('benchmark.py', 'matplotlib')
     backbone_options = dict(args.backbone_options or {})
     if args.det:
         backbone_options.setdefault('stem_type', 'imagenet')

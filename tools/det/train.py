@@ -27,9 +27,8 @@ except ImportError:  # run from a source checkout that is not installed
         osp.abspath(__file__)))))
     import mmrevode  # noqa: F401
 
-from mmdet.utils import setup_cache_size_limit_of_dynamo
-
 from mmrevode.engine import launcher
+from mmrevode.utils.optional import require_packages
 
 
 def build_parser():
@@ -57,6 +56,9 @@ def merge_args(cfg, args):
 
 def main(argv=None):
     args = launcher.parse_args(build_parser(), argv)
+    require_packages('train.py', 'mmdet')
+    from mmdet.utils import setup_cache_size_limit_of_dynamo
+
     # fewer recompilations with compile=True
     setup_cache_size_limit_of_dynamo()
     return launcher.run_cli(lambda: launcher.train(
