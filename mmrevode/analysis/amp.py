@@ -3,9 +3,10 @@
 For a backbone, one training step
 (:class:`~mmrevode.analysis.training.TrainStep` without the update:
 train-mode norms, a fixed random linear classifier on the pooled last
-output, cross-entropy with random labels) is run four times from the same weights: with the reversible and with the plain
-backward, each in float32 and under ``torch.autocast`` (bfloat16 on CPU,
-float16 on CUDA by default). :func:`amp_drift` reports, as relative errors
+output, cross-entropy with random labels) is run four times from the same
+weights: with the reversible and with the plain backward, each in float32
+and under ``torch.autocast`` (bfloat16 on CPU, float16 on CUDA by default).
+:func:`amp_drift` reports, as relative errors
 ``||g - g_ref|| / ||g_ref||`` over all parameter gradients together:
 
 - ``amp_drift``: plain autograd under autocast against plain float32, i.e.

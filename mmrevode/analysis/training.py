@@ -179,8 +179,8 @@ class TrainStep:
         if self.model.head == 'projection':
             loss.backward(self.labels)
         else:
-            (loss * self.loss_scale if self.loss_scale != 1 else
-             loss).backward()
+            scaled = loss if self.loss_scale == 1 else loss * self.loss_scale
+            scaled.backward()
         if self.keep_input_grad:
             self.input_grad = self._input.grad
         if self.optimizer is not None:

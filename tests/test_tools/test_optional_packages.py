@@ -6,7 +6,8 @@ import pytest
 from tool_utils import REPO, load_script
 
 CONFIG = f'{REPO}/configs/revode/hamiltonian_digits.py'
-DET_CONFIG = f'{REPO}/configs/revode/det/retinanet_hamiltonian-det38_fpn_1x_coco.py'  # noqa: E501
+DET_CONFIG = (f'{REPO}/configs/revode/det/'
+              'retinanet_hamiltonian-det38_fpn_1x_coco.py')
 DEPLOY = 'pip install -e ".[deploy]"'
 
 CASES = {
@@ -43,6 +44,9 @@ CASES = {
     ('tools/analysis_tools/plan_memory.py', 'matplotlib',
      ['HamiltonianNet:38', '--all-plans'],
      'plan_memory.py needs matplotlib: pip install -e .'),
+    'reproduce_paper.py':
+    ('tools/reproduce_paper.py', 'matplotlib', ['--launcher', 'none'],
+     'reproduce_paper.py needs matplotlib: pip install -e .'),
     'analysis_tools/collect_results.py':
     ('tools/analysis_tools/collect_results.py', 'matplotlib', ['.'],
      'collect_results.py needs matplotlib: pip install -e .'),

@@ -18,9 +18,10 @@ Builds the config's classifier and runs, on random images, training steps
 Prints, per mode, the time of the first step (which includes compiling),
 the median wall and CPU time of the following steps (one step of each mode
 per round, in alternating order:
-:func:`mmrevode.analysis.timing.paired_step_times`) and the median ratio of the CPU time to eager's (with one thread
-the CPU time is the step's own work, which a busy machine inflates far less
-than the wall time), the number of graphs dynamo built and its
+:func:`mmrevode.analysis.timing.paired_step_times`) and the median ratio of
+the CPU time to eager's (with one thread the CPU time is the step's own
+work, which a busy machine inflates far less than the wall time), the
+number of graphs dynamo built and its
 graph breaks, and the largest relative difference of a parameter gradient
 of the first step from eager's.
 """

@@ -49,6 +49,12 @@ from mmrevode.utils.optional import require_packages
 from mmrevode.utils.tools import add_cfg_options_argument
 
 
+def legend_label(result: dict) -> str:
+    """A model's name in the legend, with its step size where it has one."""
+    h = result.get('h')
+    return result['name'] + (f', h={h:g}' if h is not None else '')
+
+
 def plot(results: Sequence[dict], path: str, title: Optional[str] = None):
     """Write the three panels of ``results`` (from
     :func:`~mmrevode.analysis.analyse_stability`, each with a ``name``) to
@@ -68,7 +74,7 @@ def plot(results: Sequence[dict], path: str, title: Optional[str] = None):
                     values,
                     color=color,
                     marker='.' if len(values) <= 20 else None,
-                    label=result['name'] if i == 0 else None)
+                    label=legend_label(result) if i == 0 else None)
         jac = result['jacobian']
         radius = jac['spectral_radius'] or 1.0
         axes[2].scatter(
