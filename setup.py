@@ -61,6 +61,7 @@ setup(
         'cls': read_requirements('cls'),
         'det': read_requirements('det'),
         'bench': read_requirements('bench'),
+        'deploy': read_requirements('deploy'),
         'tests': read_requirements('tests'),
     },
     zip_safe=False,

@@ -35,6 +35,7 @@ except ImportError:  # run from a source checkout that is not installed
     sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
     import mmrevode  # noqa: F401
 
+from mmrevode.utils.optional import require_packages
 from mmrevode.utils.paper import (DEFAULT_GROUPS, LAUNCHERS, PAPER_EXPERIMENTS,
                                   plan_runs, select_experiments,
                                   shell_command)
@@ -119,6 +120,9 @@ def launch(run, log_file):
 
 def main(argv=None):
     args = parse_args(argv)
+    if not args.no_collect and not args.dry_run:
+        # the results are drawn at the end: say so now, not after training
+        require_packages('reproduce_paper.py', 'matplotlib')
     try:
         names = select_experiments(args.groups, args.only)
         runs = plan_runs(

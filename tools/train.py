@@ -47,7 +47,7 @@ def merge_args(cfg, args):
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.auto_scale_lr:
         if cfg.get('auto_scale_lr') is None:
-            raise launcher.LaunchError(
+            raise options.LaunchError(
                 '--auto-scale-lr needs `auto_scale_lr = dict('
                 'base_batch_size=...)` in the config.')
         cfg.auto_scale_lr.enable = True

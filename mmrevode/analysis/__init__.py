@@ -7,6 +7,8 @@ over it: arguments, a table, JSON and a figure):
 module                 what it measures
 =====================  =======================================================
 :mod:`.models`         builds a model from a spec ``'TYPE[:ARCH]'`` or config
+:mod:`.training`       the training step every measurement runs
+:mod:`.timing`         the clock and the loop of paired timed rounds
 :mod:`.memory`         saved-for-backward bytes, peak memory, fresh processes
 :mod:`.benchmark`      memory and time of paired training steps per mode
 :mod:`.reconstruction` error of rebuilding each unit's input from its output
@@ -14,7 +16,11 @@ module                 what it measures
 :mod:`.amp`            gradient drift under mixed precision
 :mod:`.planner`        per-unit modes that fit a memory budget fastest
 :mod:`.peers`          one unit in mmrevode, MemCNN and RevLib side by side
+:mod:`.cli`            the tools' shared options, tables, sizes and figures
 =====================  =======================================================
+
+The package exports what the tools and a user call; the parts each module
+is built from are imported from that module.
 
 Example:
     >>> from mmrevode.analysis import build_backbone, unit_errors
@@ -25,38 +31,24 @@ Example:
     (1, True)
 """
 from .amp import AMP_METRICS, amp_drift, worst_amp_drift
-from .benchmark import (RECORD_FIELDS, TrainStep, backbone_parts,
-                        benchmark_model, machine_info, memory_model,
-                        paired_ratio, paired_step_times, ratios_to_reference,
-                        run_benchmark, time_model, train_steps)
-from .memory import (MemoryMeter, configure_malloc, count_saved_bytes,
-                     release_free_memory, run_in_fresh_process)
-from .models import (LAYERS_PER_BLOCK, MODES, TrainingModel, backbone_registry,
-                     build_backbone, build_training_models,
-                     load_backbone_checkpoint, model_spec, parse_spec,
-                     image_size, quiet_init_weights, set_mode, sweep_specs)
+from .benchmark import (RECORD_FIELDS, benchmark_model, machine_info,
+                        run_benchmark)
+from .cli import format_bytes, parse_bytes
+from .memory import MemoryMeter, count_saved_bytes
+from .models import MODES, build_backbone, model_spec, parse_spec, set_mode
+from .peers import compare_peers
 from .planner import (BudgetError, CostModel, calibrate, cfg_option,
-                      format_bytes, measure_plans, parse_bytes)
-from .reconstruction import (RECONSTRUCTION_FIELDS, PatternData,
-                             measure_reconstruction, run_reconstruction,
-                             unit_errors)
-from .stability import (analyse_stability, depth_profile, jacobian_spectrum,
-                        right_hand_side, walk_units)
+                      measure_plans)
+from .reconstruction import (RECONSTRUCTION_FIELDS, measure_reconstruction,
+                             run_reconstruction, unit_errors)
+from .stability import analyse_stability
 
 __all__ = [
-    'BudgetError', 'CostModel', 'calibrate', 'cfg_option', 'format_bytes',
-    'image_size', 'measure_plans', 'paired_ratio', 'paired_step_times',
-    'parse_bytes', 'ratios_to_reference', 'train_steps',
-    'AMP_METRICS', 'LAYERS_PER_BLOCK', 'MODES', 'RECONSTRUCTION_FIELDS',
-    'RECORD_FIELDS',
-    'MemoryMeter', 'PatternData', 'TrainStep', 'TrainingModel',
-    'amp_drift', 'analyse_stability', 'backbone_parts', 'backbone_registry',
-    'benchmark_model', 'build_backbone', 'build_training_models',
-    'configure_malloc', 'count_saved_bytes', 'depth_profile',
-    'jacobian_spectrum', 'load_backbone_checkpoint', 'machine_info',
-    'measure_reconstruction', 'memory_model', 'model_spec', 'parse_spec',
-    'quiet_init_weights', 'release_free_memory', 'right_hand_side',
-    'run_benchmark', 'run_in_fresh_process', 'run_reconstruction',
-    'set_mode', 'sweep_specs', 'time_model', 'unit_errors',
-    'walk_units', 'worst_amp_drift'
+    'AMP_METRICS', 'MODES', 'RECONSTRUCTION_FIELDS', 'RECORD_FIELDS',
+    'BudgetError', 'CostModel', 'MemoryMeter', 'amp_drift',
+    'analyse_stability', 'benchmark_model', 'build_backbone', 'calibrate',
+    'cfg_option', 'compare_peers', 'count_saved_bytes', 'format_bytes',
+    'machine_info', 'measure_plans', 'measure_reconstruction', 'model_spec',
+    'parse_bytes', 'parse_spec', 'run_benchmark', 'run_reconstruction',
+    'set_mode', 'unit_errors', 'worst_amp_drift'
 ]

@@ -1,10 +1,12 @@
 """Mixed precision and the reversible backward: how far the gradients move.
 
-For a backbone, one training step (train-mode norms, a fixed random linear
-classifier on the pooled last output, cross-entropy with random labels) is
-run four times from the same weights: with the reversible and with the plain
-backward, each in float32 and under ``torch.autocast`` (bfloat16 on CPU,
-float16 on CUDA by default). :func:`amp_drift` reports, as relative errors
+For a backbone, one training step
+(:class:`~mmrevode.analysis.training.TrainStep` without the update:
+train-mode norms, a fixed random linear classifier on the pooled last
+output, cross-entropy with random labels) is run four times from the same
+weights: with the reversible and with the plain backward, each in float32
+and under ``torch.autocast`` (bfloat16 on CPU, float16 on CUDA by default).
+:func:`amp_drift` reports, as relative errors
 ``||g - g_ref|| / ||g_ref||`` over all parameter gradients together:
 
 - ``amp_drift``: plain autograd under autocast against plain float32, i.e.
@@ -16,31 +18,16 @@ float16 on CUDA by default). :func:`amp_drift` reports, as relative errors
 - ``out_drift``: the backbone's output under autocast against float32.
 """
 import copy
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .models import build_backbone, set_mode
+from .training import TrainingModel, TrainStep
 
 AMP_METRICS = ('amp_drift', 'rev_amp', 'rev_vs_plain_amp',
                'rev_vs_plain_fp32', 'out_drift')
-
-
-def _step(backbone, head, x, labels, dtype, loss_scale):
-    """One forward and backward; the gradients and the last output."""
-    backbone.zero_grad(set_to_none=True)
-    with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
-        out = backbone(x)[-1]
-        logits = head(out.mean((2, 3)))
-        loss = F.cross_entropy(logits.float(), labels)
-    (loss * loss_scale).backward()
-    grads = [
-        p.grad.detach().float().flatten() / loss_scale
-        for p in backbone.parameters() if p.grad is not None
-    ]
-    return torch.cat(grads), out.detach().float()
 
 
 def _relative(a, b) -> float:
@@ -95,10 +82,16 @@ def amp_drift(backbone: nn.Module,
     runs = {}
     for reversible in (True, False):
         for amp in (None, dtype):
-            model = set_mode(copy.deepcopy(backbone),
-                             'reversible' if reversible else 'plain')
-            runs[reversible, amp] = _step(model, head, x, labels, amp,
-                                          loss_scale if amp else 1.0)
+            model = TrainingModel(
+                set_mode(copy.deepcopy(backbone),
+                         'reversible' if reversible else 'plain'),
+                'linear', num_classes, width).to(device)
+            model.fc.load_state_dict(head.state_dict())
+            step = TrainStep(model, x, labels, lr=None, autocast=amp,
+                             loss_scale=loss_scale if amp else 1.0,
+                             keep_outputs=True)
+            step.run()
+            runs[reversible, amp] = step.gradients(), step.output
     ref_grad, ref_out = runs[False, None]
     return dict(
         amp_drift=_relative(runs[False, dtype][0], ref_grad),
@@ -113,6 +106,7 @@ def worst_amp_drift(spec: str,
                     seeds: int = 3,
                     device: str = 'cpu',
                     backbone_options: Optional[dict] = None,
+                    progress: Optional[Callable[[], None]] = None,
                     **kwargs) -> Dict[str, float]:
     """The largest of each metric of :func:`amp_drift` over ``seeds``
     initialisations (seeds 0, 1, ...) of the model ``spec``.
@@ -123,6 +117,7 @@ def worst_amp_drift(spec: str,
         device (str): Defaults to ``'cpu'``.
         backbone_options (dict, optional): Overrides of the backbone's
             arguments. Defaults to None.
+        progress (callable, optional): Called after every seed.
         **kwargs: Arguments of :func:`amp_drift`.
     """
     worst = dict.fromkeys(AMP_METRICS, 0.0)
@@ -130,4 +125,6 @@ def worst_amp_drift(spec: str,
         backbone = build_backbone(spec, backbone_options, seed=seed)
         result = amp_drift(backbone.to(device), seed=seed, **kwargs)
         worst = {k: max(worst[k], result[k]) for k in AMP_METRICS}
+        if progress:
+            progress()
     return worst

@@ -25,28 +25,30 @@ measured:
 - ``step_time_s``: median wall time of the timed steps. The modes are run in
   rounds, one step of each per round (in alternating order), after warm-up,
   so every ratio compares steps taken at nearly the same time;
-  ``time_ratio_to_plain`` is the median over rounds of the per-round ratio.
+  ``time_ratio_to_plain`` is the median over rounds of the per-round ratio
+  (:func:`~mmrevode.analysis.timing.paired_step_times`).
 - ``cpu_time_s``: the same for the CPU time of the process
   (``time.process_time``). On a machine shared with other work, and with one
   thread, it is much steadier than the wall time; with several threads it
   includes their spin-waiting.
+
+The step is :class:`~mmrevode.analysis.training.TrainStep`.
 """
 import os
 import platform
 import re
 import statistics
-import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
-from torch import Tensor, nn
 
-from .memory import (MemoryMeter, configure_malloc, count_saved_bytes,
-                     has_glibc, release_free_memory, run_in_fresh_process,
+from .cli import Progress
+from .memory import (MemoryMeter, configure_malloc, has_glibc,
+                     release_free_memory, run_in_fresh_process,
                      total_memory_bytes)
-from ..models.reversible import Mode
-from .models import (MODES, TrainingModel, build_training_models, image_size,
-                     parse_spec)
+from .models import MODES, parse_spec
+from .timing import paired_ratio, paired_step_times
+from .training import STEP_OPTIONS, TrainStep, train_steps
 
 RECORD_FIELDS = ('name', 'model', 'arch', 'depth', 'blocks', 'mode', 'head',
                  'batch_size', 'input_size', 'device', 'dtype', 'params',
@@ -58,204 +60,10 @@ RECORD_FIELDS = ('name', 'model', 'arch', 'depth', 'blocks', 'mode', 'head',
                  'cpu_time_ratio_to_float')
 
 
-def backbone_parts(backbone: nn.Module) -> Dict[str, nn.Module]:
-    """The parts the saved bytes are split into: ``'stem'`` and
-    ``'unit0'``, ``'unit1'``, ... (what is left is ``'other'``)."""
-    parts = {'stem': backbone.stem} if hasattr(backbone, 'stem') else {}
-    units = getattr(backbone, 'units', None)
-    if units is None:
-        units = [getattr(backbone, name)
-                 for name in getattr(backbone, 'res_layers', [])]
-    parts.update((f'unit{i}', unit) for i, unit in enumerate(units))
-    return parts
-
-
-class TrainStep:
-    """Forward, loss, backward and SGD update of one model.
-
-    Args:
-        model (TrainingModel): The model and its loss.
-        images (Tensor): The input batch.
-        labels (Tensor): Its labels.
-        lr (float): SGD learning rate. A learning rate of 0 keeps the
-            weights (and so the work) the same from step to step while the
-            update still runs. Defaults to 0.01.
-    """
-
-    def __init__(self,
-                 model: TrainingModel,
-                 images: Tensor,
-                 labels: Tensor,
-                 lr: float = 0.01):
-        self.model = model
-        self.images = images
-        self.labels = labels
-        self.optimizer = torch.optim.SGD(
-            model.parameters(), lr=lr, momentum=0.9)
-        self.device = images.device
-
-    def zero_grad(self):
-        self.optimizer.zero_grad(set_to_none=True)
-
-    def forward(self) -> Tensor:
-        return self.model(self.images, self.labels)
-
-    def backward(self, loss: Tensor):
-        loss.backward()
-        self.optimizer.step()
-
-    def __call__(self) -> Tuple[float, float]:
-        """Run a step; return its wall time and the process's CPU time."""
-        sync = self.device.type == 'cuda'
-        if sync:
-            torch.cuda.synchronize(self.device)
-        start, cpu_start = time.perf_counter(), time.process_time()
-        self.zero_grad()
-        self.backward(self.forward())
-        if sync:
-            torch.cuda.synchronize(self.device)
-        return time.perf_counter() - start, time.process_time() - cpu_start
-
-    def saved_bytes(self, by_part: bool = False) -> dict:
-        """Run a step, counting the bytes its forward saves for backward.
-
-        Returns:
-            dict: ``saved_bytes`` and, with ``by_part``,
-            ``saved_bytes_by_part`` (see :func:`backbone_parts`).
-        """
-        exclude = list(self.model.parameters()) + list(self.model.buffers())
-        parts = backbone_parts(self.model.backbone) if by_part else None
-        self.zero_grad()
-        with count_saved_bytes(exclude, parts) as counted:
-            loss = self.forward()
-        self.backward(loss)
-        result = dict(saved_bytes=counted['bytes'])
-        if by_part:
-            result['saved_bytes_by_part'] = counted['by_part']
-        return result
-
-    def memory(self, meter: MemoryMeter) -> Dict[str, Optional[int]]:
-        """Memory of a step over what is held between steps (weights,
-        optimizer state); the gradients it allocates count."""
-        self.zero_grad()
-        meter.start()
-        loss = self.forward()
-        held = meter.current()
-        self.backward(loss)
-        del loss
-        return dict(forward_held_bytes=held, peak_bytes=meter.peak())
-
-
 def _ratio(value, reference):
     if value is None or not reference:
         return None
     return value / reference
-
-
-#: The options of the training step (see :func:`time_model`).
-STEP_OPTIONS = dict(
-    input_size=32,
-    device='cpu',
-    dtype=torch.float32,
-    backbone_options=None,
-    lr=0.0,
-    seed=0,
-    head='linear')
-
-
-def train_steps(spec: dict, modes: Union[Sequence[str], Dict[str, Mode]],
-                batch_size: int, **options) -> Dict[str, TrainStep]:
-    """A :class:`TrainStep` per mode, on the same random batch.
-
-    Args:
-        spec (dict): The model (see :func:`time_model`).
-        modes (Sequence[str] | dict): Mode names, or labels mapped to the
-            backbone's ``mode`` (see
-            :func:`~mmrevode.analysis.models.build_training_models`).
-        batch_size (int): Images per step.
-        **options: The training step (:data:`STEP_OPTIONS`).
-    """
-    unknown = set(options) - set(STEP_OPTIONS)
-    if unknown:
-        raise TypeError(f'unknown options of a training step: '
-                        f'{sorted(unknown)}.')
-    options = dict(STEP_OPTIONS, **options)
-    input_size, device, dtype, seed = (options['input_size'],
-                                       options['device'], options['dtype'],
-                                       options['seed'])
-    models = build_training_models(
-        spec, modes, head=options['head'], input_size=input_size,
-        backbone_options=options['backbone_options'], device=device,
-        dtype=dtype, seed=seed)
-    generator = torch.Generator().manual_seed(seed)
-    in_channels = getattr(
-        next(iter(models.values())).backbone, 'in_channels', 3)
-    images = torch.randn(batch_size, in_channels, *image_size(input_size),
-                         generator=generator).to(device=device, dtype=dtype)
-    labels = torch.randint(0, 10, (batch_size, ), generator=generator)
-    return {
-        mode: TrainStep(model, images, labels.to(device), lr=options['lr'])
-        for mode, model in models.items()
-    }
-
-
-def paired_step_times(
-        runs: Dict[str, TrainStep],
-        steps: int,
-        progress: Optional[Callable[[], None]] = None
-) -> Tuple[Dict[str, List[float]], Dict[str, List[float]]]:
-    """Time ``steps`` rounds of one step of every run, in alternating
-    order, so that steps compared are taken at nearly the same time.
-
-    Returns:
-        tuple[dict, dict]: The wall times and the CPU times of the process
-        (``time.process_time``), a list per run.
-    """
-    times = {mode: [] for mode in runs}
-    cpu_times = {mode: [] for mode in runs}
-    order = list(runs)
-    for i in range(steps):
-        for mode in (order if i % 2 == 0 else order[::-1]):
-            wall, cpu = runs[mode]()
-            times[mode].append(wall)
-            cpu_times[mode].append(cpu)
-            if progress:
-                progress()
-    return times, cpu_times
-
-
-def ratios_to_reference(runs: Dict[str, TrainStep],
-                        reference: TrainStep,
-                        steps: int) -> Dict[str, Dict[str, List[float]]]:
-    """Time each run next to a step of ``reference``, ``steps`` times.
-
-    With many runs a round of :func:`paired_step_times` spans minutes, over
-    which the load of a shared machine changes; here every step of a run
-    is paired with a reference step taken just before or after it (in
-    alternating order), so each ratio compares neighbours.
-
-    Returns:
-        dict: Per run ``wall`` and ``cpu``: the ratios of its steps' wall
-        and CPU times to their neighbouring reference steps.
-    """
-    ratios = {name: dict(wall=[], cpu=[]) for name in runs}
-    for i in range(steps):
-        for j, (name, run) in enumerate(runs.items()):
-            if (i + j) % 2:
-                (wall, cpu), (ref_wall, ref_cpu) = run(), reference()
-            else:
-                (ref_wall, ref_cpu), (wall, cpu) = reference(), run()
-            ratios[name]['wall'].append(wall / ref_wall)
-            ratios[name]['cpu'].append(cpu / ref_cpu if ref_cpu > 0 else
-                                       wall / ref_wall)
-    return ratios
-
-
-def paired_ratio(values: Sequence[float],
-                 references: Sequence[float]) -> Optional[float]:
-    """Median over rounds of ``value / reference``."""
-    ratios = [v / r for v, r in zip(values, references) if r > 0]
-    return statistics.median(ratios) if ratios else None
 
 
 def _warmed_up(runs: Dict[str, TrainStep], warmup: int,
@@ -289,13 +97,14 @@ def time_model(spec: dict,
         warmup (int): Untimed steps per mode first. Defaults to 1.
         by_part (bool): Split the saved bytes by part. Defaults to False.
         progress (callable, optional): Called after every step.
-        **options: The training step (:data:`STEP_OPTIONS`):
+        **options: The training step
+            (:data:`~mmrevode.analysis.training.STEP_OPTIONS`):
             ``input_size``, the height and width of the images (32);
             ``device`` (``'cpu'``); ``dtype`` (``torch.float32``);
             ``backbone_options``, overrides of the backbone's arguments
             (None); ``lr``, the SGD learning rate (0); ``seed``, of the
             weights and the data (0); ``head``, the loss (``'linear'``, see
-            :class:`~mmrevode.analysis.models.TrainingModel`).
+            :class:`~mmrevode.analysis.training.TrainingModel`).
 
     Returns:
         list[dict]: One record per mode, without the memory readings (see
@@ -322,7 +131,7 @@ def time_model(spec: dict,
             **run.saved_bytes(by_part))
         progress()
 
-    times, cpu_times = paired_step_times(runs, steps, progress)
+    times, cpu_times = paired_step_times(runs, steps, progress=progress)
     plain = records.get('plain')
     for mode, record in records.items():
         record['saved_ratio_to_plain'] = _ratio(
@@ -447,7 +256,8 @@ def run_benchmark(specs: Sequence[str],
         specs (Sequence[str]): The models, ``'TYPE[:ARCH]'``.
         modes (Sequence[str]): Defaults to all of ``MODES``.
         batch_sizes (Sequence[int]): Defaults to ``(64, )``.
-        progress_bar (bool): Show a progress bar. Defaults to True.
+        progress_bar (bool): Show a progress bar (on stderr).
+            Defaults to True.
         malloc_trim_threshold (int): See
             :func:`~mmrevode.analysis.memory.configure_malloc`; a negative
             value measures the memory here, with the allocator as it is.
@@ -463,18 +273,14 @@ def run_benchmark(specs: Sequence[str],
     machine = machine_info(device)
     warmup = kwargs.get('warmup', 1)
     per_model = len(modes) * (warmup + 1 + kwargs.get('steps', 5))
-    bar = None
-    if progress_bar:
-        from mmengine.utils import ProgressBar
-        bar = ProgressBar(len(parsed) * len(batch_sizes) * per_model)
-    progress = bar.update if bar else None
+    progress = Progress(len(parsed) * len(batch_sizes) * per_model,
+                        progress_bar)
     jobs = [(spec, batch) for spec in parsed for batch in batch_sizes]
     results = [
-        time_model(spec, modes, batch, progress=progress, **kwargs)
+        time_model(spec, modes, batch, progress=progress.update, **kwargs)
         for spec, batch in jobs
     ]
-    if bar:
-        print()
+    progress.close()
     if torch.device(device).type == 'cpu' and malloc_trim_threshold >= 0 \
             and has_glibc():
         print('Measuring memory in a separate process ...', flush=True)

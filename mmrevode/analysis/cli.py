@@ -13,27 +13,64 @@ option                        meaning
 ``--seed``                    seed of the weights and the data
 ``--steps``, ``--warmup``     timed and untimed steps (or rounds)
 ``--threads``                 ``torch.set_num_threads``
-``--no-progress``             no progress bar
+``--no-progress``             no progress bar (:class:`Progress`, on stderr)
 ``--device``                  ``cuda`` or ``cpu``
 ``--out-dir``, ``--name``     the tool writes ``OUT_DIR/NAME.json`` (and
                               ``NAME.png``)
 ``--title``                   title of the figure
 ============================  =================================================
 
-and what they print and write: Markdown tables (:func:`markdown_table`,
-:func:`mib`, :func:`fixed`), figures (:func:`new_figure`,
+and what they read and print and write: memory sizes (:func:`parse_bytes`,
+:func:`format_bytes`), Markdown tables (:func:`markdown_table`,
+:func:`fixed`), figures (:func:`new_figure`,
 :func:`save_figure`) and the output files (:func:`write_outputs`).
 """
 import argparse
 import json
 import os
 import os.path as osp
-from typing import Callable, Iterable, List, Optional, Sequence
+import re
+import sys
+from typing import Callable, Iterable, List, Optional, Sequence, Union
 
 import torch
 
 from ..engine.options import parse_image_size
 from .models import sweep_specs
+
+
+class Progress:
+    """MMEngine's :class:`~mmengine.utils.ProgressBar` on stderr, so that
+    stdout holds only what a tool prints (tables, JSON); or nothing.
+
+    Args:
+        total (int): Number of tasks.
+        enabled (bool): Show the bar. Defaults to True.
+
+    Example:
+        >>> progress = Progress(3, enabled=False)
+        >>> for _ in range(3):
+        ...     progress.update()
+        >>> progress.close()
+    """
+
+    def __init__(self, total: int, enabled: bool = True):
+        self.bar = None
+        if enabled and total > 0:
+            from mmengine.utils import ProgressBar
+            self.bar = ProgressBar(total, file=sys.stderr)
+
+    def update(self, num_tasks: int = 1):
+        """Count ``num_tasks`` more tasks done."""
+        if self.bar is not None:
+            self.bar.update(num_tasks)
+
+    def close(self):
+        """End the bar's line."""
+        if self.bar is not None:
+            sys.stderr.write('\n')
+            sys.stderr.flush()
+            self.bar = None
 
 
 def model_parser(description: str,
@@ -209,9 +246,55 @@ def write_outputs(args: argparse.Namespace,
     return paths
 
 
-def mib(num_bytes: Optional[float]) -> str:
-    """A table cell: bytes in MiB (one decimal), ``-`` for None."""
-    return '-' if num_bytes is None else f'{num_bytes / 2**20:.1f}'
+#: Bytes per unit of a memory size, binary and decimal.
+BYTE_UNITS = {
+    'b': 1, 'kb': 10**3, 'mb': 10**6, 'gb': 10**9, 'tb': 10**12,
+    'kib': 2**10, 'mib': 2**20, 'gib': 2**30, 'tib': 2**40
+}
+
+
+def parse_bytes(text: Union[str, int, float]) -> int:
+    """Bytes from ``'2GiB'``, ``'500MiB'``, ``'1.5 GB'`` or a number.
+
+    Binary units (KiB, MiB, GiB, TiB) are powers of 1024, decimal ones (KB,
+    MB, GB, TB) powers of 1000; a bare number is bytes.
+    """
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        value, unit = text, 'b'
+    else:
+        match = re.fullmatch(r'\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-z]*)\s*',
+                             str(text).lower())
+        if not match or match.group(2) not in BYTE_UNITS and match.group(2):
+            raise ValueError(
+                f'cannot read {text!r} as a memory size: give a number of '
+                'bytes or a number with one of B, KiB, MiB, GiB, TiB, KB, '
+                'MB, GB, TB (e.g. 2GiB, 500MiB).')
+        value, unit = float(match.group(1)), match.group(2) or 'b'
+    if value < 0:
+        raise ValueError(f'a memory size cannot be negative, got {text!r}.')
+    return int(round(value * BYTE_UNITS[unit]))
+
+
+def format_bytes(num_bytes: Optional[float],
+                 unit: Optional[str] = None) -> str:
+    """A memory size as text; ``-`` for None.
+
+    Args:
+        num_bytes (float, optional): The size in bytes.
+        unit (str, optional): ``'KiB'``, ``'MiB'`` or ``'GiB'``: the number
+            alone in that unit, one decimal (a table cell whose header names
+            the unit). Defaults to None: the number and its unit, in KiB,
+            MiB or (from 10 GiB on) GiB with two decimals.
+    """
+    if num_bytes is None:
+        return '-'
+    if unit is not None:
+        return f'{num_bytes / BYTE_UNITS[unit.lower()]:.1f}'
+    if num_bytes >= 10 * 2**30:
+        return f'{num_bytes / 2**30:.2f} GiB'
+    if num_bytes >= 2**20:
+        return f'{num_bytes / 2**20:.1f} MiB'
+    return f'{num_bytes / 2**10:.1f} KiB'
 
 
 def fixed(value: Optional[float], digits: int = 3) -> str:

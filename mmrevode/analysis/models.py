@@ -13,14 +13,13 @@ import copy
 import inspect
 import logging
 import os.path as osp
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.registry import Registry
-from torch import Tensor, nn
+from torch import nn
 
-from ..engine.definition import DEFINITION_KEY
-from ..models.reversible import EXECUTION_MODES, Mode, ReversibleSequence
+from ..models.reversible import EXECUTION_MODES, ReversibleSequence
 
 #: Backbone arguments of the three ways to run the same network.
 MODES = {mode: dict(mode=mode) for mode in EXECUTION_MODES}
@@ -232,94 +231,9 @@ def set_mode(model: nn.Module, mode: str) -> nn.Module:
     return model
 
 
-class TrainingModel(nn.Module):
-    """A backbone with the loss a training step measures.
-
-    Args:
-        backbone (nn.Module): The backbone.
-        head (str): ``'linear'``: global average pooling of the last output,
-            a linear classifier and cross-entropy (as the classifiers of
-            the configs). ``'features'``: the sum of the means of all
-            outputs (the backbone alone, as a detector's neck takes all its
-            outputs). Defaults to ``'linear'``.
-        num_classes (int): Classes of the linear head. Defaults to 10.
-        in_channels (int): Channels of the last output. Defaults to 0
-            (no linear layer; only for ``head='features'``).
-    """
-
-    def __init__(self,
-                 backbone: nn.Module,
-                 head: str = 'linear',
-                 num_classes: int = 10,
-                 in_channels: int = 0):
-        super().__init__()
-        if head not in ('linear', 'features'):
-            raise ValueError(f"head must be 'linear' or 'features', got "
-                             f'{head!r}.')
-        self.backbone = backbone
-        self.head = head
-        if head == 'linear':
-            self.fc = nn.Linear(in_channels, num_classes)
-
-    def forward(self, images: Tensor, labels: Tensor) -> Tensor:
-        """The loss of a batch."""
-        outs = self.backbone(images)
-        if self.head == 'features':
-            return sum(out.float().mean() for out in outs)
-        logits = self.fc(outs[-1].mean(dim=(2, 3)))
-        return torch.nn.functional.cross_entropy(logits, labels)
-
-
 def image_size(input_size: Union[int, Sequence[int]]) -> Tuple[int, int]:
     """``(height, width)`` from a size or a pair."""
     if isinstance(input_size, int):
         return input_size, input_size
     height, width = input_size
     return int(height), int(width)
-
-
-def build_training_models(spec: dict,
-                          modes: Union[Sequence[str], Dict[str, Mode]],
-                          head: str = 'linear',
-                          num_classes: int = 10,
-                          input_size: Union[int, Sequence[int]] = 32,
-                          backbone_options: Optional[dict] = None,
-                          device: str = 'cpu',
-                          dtype: torch.dtype = torch.float32,
-                          seed: int = 0) -> Dict[str, TrainingModel]:
-    """One :class:`TrainingModel` per mode, all with the same weights, in
-    training mode.
-
-    ``modes`` names modes (keys of :data:`MODES` or :data:`EXACT_MODES`),
-    or maps labels to the backbone's ``mode`` argument, e.g.
-    ``{'r-p': ['reversible', 'plain']}``, or to backbone arguments, e.g.
-    ``{'exact': dict(mode='reversible', exact=True)}``.
-    """
-    if not isinstance(modes, dict):
-        modes = {mode: mode_options(mode) for mode in modes}
-    torch.manual_seed(seed)
-    options = dict(backbone_options or {})
-    backbone = build_backbone(spec, dict(options, **MODES['plain']))
-    channels = 0
-    if head == 'linear':
-        with torch.no_grad():
-            backbone.eval()
-            probe = torch.zeros(1, getattr(backbone, 'in_channels', 3),
-                                *image_size(input_size))
-            channels = backbone(probe)[-1].shape[1]
-    state = TrainingModel(backbone, head, num_classes, channels).state_dict()
-    result = {}
-    for label, mode in modes.items():
-        cfg = dict(spec['cfg'], **options)
-        cfg.update(mode if isinstance(mode, dict) else dict(mode=mode))
-        model = TrainingModel(
-            backbone_registry().build(cfg), head, num_classes, channels)
-        # the same weights; a mode may be another network on purpose
-        # (exact=True): each model keeps its own recorded definition
-        own = model.state_dict()
-        model.load_state_dict({
-            k: own[k] if k.endswith(DEFINITION_KEY) else v
-            for k, v in state.items()
-        })
-        result[label] = model.to(device=device, dtype=dtype).train()
-    return result

@@ -28,7 +28,6 @@ memory of a step and the step time (median of paired rounds) against plain.
 import copy
 import importlib.util
 import statistics
-import time
 from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
@@ -37,10 +36,11 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..models.blocks.pairs import ChannelHalvesBlock
 from ..models.reversible import ReversibleSequence
-from .benchmark import paired_ratio
-from .memory import (MemoryMeter, configure_malloc, count_saved_bytes,
-                     release_free_memory, run_in_fresh_process)
+from .memory import (MemoryMeter, configure_malloc, release_free_memory,
+                     run_in_fresh_process)
 from .models import build_backbone, parse_spec
+from .timing import paired_ratio, paired_step_times
+from .training import TrainingModel, TrainStep
 
 RUNNERS = ('mmrevode', 'plain', 'checkpoint', 'memcnn', 'revlib')
 #: The packages of the peers (the optional ``bench`` extra).
@@ -120,12 +120,13 @@ def _norms(module: nn.Module) -> List[_BatchNorm]:
     return [m for m in module.modules() if isinstance(m, _BatchNorm)]
 
 
-def _step(runner: nn.Module, x: Tensor, grad: Tensor) -> Tensor:
-    """Forward and backward of a unit on a fresh leaf; the input's
-    gradient."""
-    x = x.detach().clone().requires_grad_()
-    runner(x).backward(grad)
-    return x.grad
+def unit_step(runner: nn.Module, x: Tensor, grad: Tensor) -> TrainStep:
+    """The step of a unit's runner: forward on a fresh copy of ``x`` that
+    requires grad, ``grad`` back-propagated from the output, no update;
+    the input's gradient is left in ``input_grad``."""
+    return TrainStep(
+        TrainingModel(runner, 'projection'), x, grad, lr=None,
+        input_grad=True)
 
 
 def gradient_errors(unit: ReversibleSequence, x: Tensor,
@@ -145,11 +146,12 @@ def gradient_errors(unit: ReversibleSequence, x: Tensor,
     params = list(unit.parameters())
     results, reference = {}, None
     for runner in ['plain'] + [r for r in runners if r != 'plain']:
-        module = unit_runner(unit, runner)
+        step = unit_step(unit_runner(unit, runner), x, grad)
         for p in params:
             p.grad = None
         before = [int(n.num_batches_tracked) for n in _norms(unit)]
-        grad_x = _step(module, x, grad)
+        step.run()
+        grad_x = step.input_grad
         after = [int(n.num_batches_tracked) for n in _norms(unit)]
         grads = [grad_x] + [p.grad for p in params]
         if reference is None:
@@ -177,28 +179,11 @@ def time_runners(unit: ReversibleSequence,
         ``time_ratio_to_plain`` and ``cpu_time_ratio_to_plain``.
     """
     unit = unit.train()
-    exclude = list(unit.parameters()) + list(unit.buffers())
     generator = torch.Generator().manual_seed(0)
     grad = torch.randn(unit(x).shape, generator=generator).to(x)
-    modules = {r: unit_runner(unit, r) for r in runners}
-    results = {}
-    for runner, module in modules.items():
-        with count_saved_bytes(exclude) as counted:
-            out = module(x.detach().clone().requires_grad_())
-        out.backward(grad)
-        del out
-        results[runner] = dict(saved_bytes=counted['bytes'])
-    walls = {r: [] for r in runners}
-    cpus = {r: [] for r in runners}
-    order = list(runners)
-    for i in range(warmup + steps):
-        for runner in (order if i % 2 == 0 else order[::-1]):
-            unit.zero_grad(set_to_none=True)
-            wall, cpu = time.perf_counter(), time.process_time()
-            _step(modules[runner], x, grad)
-            if i >= warmup:
-                walls[runner].append(time.perf_counter() - wall)
-                cpus[runner].append(time.process_time() - cpu)
+    steps_of = {r: unit_step(unit_runner(unit, r), x, grad) for r in runners}
+    results = {r: step.saved_bytes() for r, step in steps_of.items()}
+    walls, cpus = paired_step_times(steps_of, steps, warmup=warmup)
     for runner in runners:
         results[runner].update(
             step_time_s=statistics.median(walls[runner]),
@@ -238,12 +223,12 @@ def peak_memory(spec: str, runners: Sequence[str], batch_size: int,
     meter = MemoryMeter('cpu')
     peaks = {}
     for runner in runners:
-        module = unit_runner(unit, runner)
-        _step(module, x, grad)  # warm-up
+        step = unit_step(unit_runner(unit, runner), x, grad)
+        step.run()  # warm-up
         unit.zero_grad(set_to_none=True)
         release_free_memory()
         meter.start()
-        _step(module, x, grad)
+        step.run()
         peaks[runner] = meter.peak()
         unit.zero_grad(set_to_none=True)
     return peaks

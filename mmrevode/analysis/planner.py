@@ -7,7 +7,7 @@ from a cost model calibrated on the machine it runs on:
 
 - **saved bytes**: one step of the model in each uniform mode, with the
   saved bytes split by the part whose forward saved them
-  (:func:`~mmrevode.analysis.benchmark.backbone_parts`). Unit ``i`` in mode
+  (:func:`~mmrevode.analysis.training.backbone_parts`). Unit ``i`` in mode
   ``m`` costs what it saved in the all-``m`` step; the stem, the
   transitions and the head cost what they saved in the all-plain step.
   A plan's prediction is the sum: a tensor is counted by the first part
@@ -39,56 +39,18 @@ Example:
     2
 """
 import itertools
-import re
 import statistics
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Sequence, Tuple, Union
 
 import torch
 
 from ..models.reversible import EXECUTION_MODES
-from .benchmark import ratios_to_reference, train_steps
+from .cli import Progress, format_bytes
 from .memory import release_free_memory
 from .models import build_backbone, image_size
-
-_UNITS = {
-    'b': 1, 'kb': 10**3, 'mb': 10**6, 'gb': 10**9, 'tb': 10**12,
-    'kib': 2**10, 'mib': 2**20, 'gib': 2**30, 'tib': 2**40
-}
-
-
-def parse_bytes(text: Union[str, int, float]) -> int:
-    """Bytes from ``'2GiB'``, ``'500MiB'``, ``'1.5 GB'`` or a number.
-
-    Binary units (KiB, MiB, GiB, TiB) are powers of 1024, decimal ones (KB,
-    MB, GB, TB) powers of 1000; a bare number is bytes.
-    """
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        value, unit = text, 'b'
-    else:
-        match = re.fullmatch(r'\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-z]*)\s*',
-                             str(text).lower())
-        if not match or match.group(2) not in _UNITS and match.group(2):
-            raise ValueError(
-                f'cannot read {text!r} as a memory size: give a number of '
-                'bytes or a number with one of B, KiB, MiB, GiB, TiB, KB, '
-                'MB, GB, TB (e.g. 2GiB, 500MiB).')
-        value, unit = float(match.group(1)), match.group(2) or 'b'
-    if value < 0:
-        raise ValueError(f'a memory size cannot be negative, got {text!r}.')
-    return int(round(value * _UNITS[unit]))
-
-
-def format_bytes(value: Optional[float]) -> str:
-    """``value`` in KiB, MiB or (from 10 GiB on) GiB."""
-    if value is None:
-        return '-'
-    if value >= 10 * 2**30:
-        return f'{value / 2**30:.2f} GiB'
-    if value >= 2**20:
-        return f'{value / 2**20:.1f} MiB'
-    return f'{value / 2**10:.1f} KiB'
-
+from .timing import ratios_to_reference
+from .training import train_steps
 
 def cfg_option(modes: Sequence[str], key: str = 'model.backbone.mode') -> str:
     """The ``--cfg-options`` entry that sets these modes."""
@@ -231,27 +193,37 @@ def _clock(device: torch.device, clock: str) -> str:
 
 def _measure(spec: dict, plans: Dict[str, List[str]], timed: Sequence[str],
              batch_size: int, input_size: Tuple[int, int], steps: int,
-             warmup: int, by_part: bool, options: dict):
+             warmup: int, by_part: bool, progress_bar: bool, options: dict):
     """Saved bytes of ``plans`` and the step-time ratios of the ``timed``
-    ones to an all-plain reference model (same weights and batch)."""
+    ones to an all-plain reference model (same weights and batch), with a
+    progress bar on stderr (a task per plan, warm-up step and pair)."""
     num_units = len(next(iter(plans.values())))
     labels = dict(plans, reference=['plain'] * num_units)
+    progress = Progress(
+        len(plans) + warmup * (len(timed) + 1) + steps * len(timed),
+        progress_bar)
     runs = train_steps(
         spec, labels, batch_size, input_size=input_size, **options)
     reference = runs.pop('reference')
-    saved = {label: runs[label].saved_bytes(by_part) for label in plans}
+    saved = {}
+    for label in plans:
+        saved[label] = runs[label].saved_bytes(by_part)
+        progress.update()
     timed_runs = {label: runs[label] for label in timed}
     for run in [reference, *timed_runs.values()]:
         for _ in range(warmup):
             run()
+            progress.update()
     reference_times = []
 
     def timed_reference():
         reference_times.append(reference())
         return reference_times[-1]
 
-    return saved, ratios_to_reference(timed_runs, timed_reference,
-                                      steps), reference_times
+    ratios = ratios_to_reference(timed_runs, timed_reference, steps,
+                                 progress.update)
+    progress.close()
+    return saved, ratios, reference_times
 
 
 def calibrate(spec: dict,
@@ -261,6 +233,7 @@ def calibrate(spec: dict,
               steps: int = 3,
               warmup: int = 1,
               clock: str = 'auto',
+              progress_bar: bool = False,
               **options) -> CostModel:
     """Measure the cost model of a backbone on this machine.
 
@@ -282,9 +255,11 @@ def calibrate(spec: dict,
         warmup (int): Untimed steps of each model first. Defaults to 1.
         clock (str): ``'cpu'`` (process time), ``'wall'`` or ``'auto'``
             (wall on a GPU, CPU time otherwise). Defaults to ``'auto'``.
+        progress_bar (bool): Show a progress bar on stderr.
+            Defaults to False.
         **options: The training step (``device``, ``dtype``,
             ``backbone_options``, ``seed``, ``head``; see
-            :func:`~mmrevode.analysis.benchmark.time_model`).
+            :func:`~mmrevode.analysis.training.train_steps`).
 
     Returns:
         CostModel: The calibrated costs; ``unit_time`` holds the seconds a
@@ -308,7 +283,7 @@ def calibrate(spec: dict,
     clock = _clock(device, clock)
     saved, ratios, reference_times = _measure(
         spec, dict(plans, **switched), list(switched), batch_size, size,
-        steps, warmup, True, options)
+        steps, warmup, True, progress_bar, options)
     release_free_memory()
     plain_time = statistics.median(t[0 if clock == 'wall' else 1]
                                    for t in reference_times)
@@ -340,12 +315,13 @@ def measure_plans(spec: dict,
                   input_size: Union[int, Sequence[int]] = 32,
                   steps: int = 3,
                   warmup: int = 1,
+                  progress_bar: bool = False,
                   **options) -> List[dict]:
     """Measured saved bytes and step times of plans, against all-plain.
 
     Every plan and an all-plain reference model run with the same weights
     and batch; each step of a plan is paired with a reference step taken
-    next to it (:func:`~mmrevode.analysis.benchmark.ratios_to_reference`),
+    next to it (:func:`~mmrevode.analysis.timing.ratios_to_reference`),
     and the ratios are the medians over the pairs. An all-plain plan among
     ``plans`` is measured like the others, against the reference: its
     ratio shows the noise of the measurement.
@@ -358,6 +334,8 @@ def measure_plans(spec: dict,
             Defaults to 32.
         steps (int): Timed steps of each plan. Defaults to 3.
         warmup (int): Untimed steps of each plan first. Defaults to 1.
+        progress_bar (bool): Show a progress bar on stderr.
+            Defaults to False.
         **options: The training step (see :func:`calibrate`).
 
     Returns:
@@ -369,7 +347,7 @@ def measure_plans(spec: dict,
     labels = {','.join(p): list(p) for p in plans}
     saved, ratios, reference_times = _measure(
         spec, labels, list(labels), batch_size, image_size(input_size),
-        steps, warmup, False, options)
+        steps, warmup, False, progress_bar, options)
     release_free_memory()
     wall, cpu = zip(*reference_times)
     return [

@@ -21,11 +21,12 @@ are no longer the initial ones.
 from typing import List, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..models.reversible import frozen_running_stats
+from .cli import Progress
 from .models import build_backbone, parse_spec
+from .training import TrainingModel, TrainStep
 
 RECONSTRUCTION_FIELDS = ('name', 'model', 'arch', 'depth', 'blocks', 'h',
                          'state', 'train_steps', 'dtype', 'batch_size',
@@ -66,27 +67,20 @@ def train(backbone: nn.Module,
           steps: int,
           batch_size: int,
           lr: float = 0.05) -> List[float]:
-    """A few SGD steps of backbone + pooling + linear head; the losses."""
+    """A few SGD steps (:class:`~mmrevode.analysis.training.TrainStep`,
+    weight decay 1e-4) of backbone + pooling + linear head on batches of
+    ``data``; the losses."""
     if steps <= 0:
         return []
     backbone.train()
     with torch.no_grad():
         x, _ = data.batch(2)
         channels = backbone(x)[-1].shape[1]
-    head = nn.Linear(channels, len(data.patterns))
-    params = list(backbone.parameters()) + list(head.parameters())
-    optimizer = torch.optim.SGD(
-        params, lr=lr, momentum=0.9, weight_decay=1e-4)
-    losses = []
-    for _ in range(steps):
-        images, labels = data.batch(batch_size)
-        logits = head(backbone(images)[-1].mean(dim=(2, 3)))
-        loss = F.cross_entropy(logits, labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return losses
+    model = TrainingModel(backbone, 'linear', len(data.patterns), channels)
+    step = TrainStep(model, x, None, lr=lr, weight_decay=1e-4)
+    return [
+        step.run(*data.batch(batch_size)).item() for _ in range(steps)
+    ]
 
 
 def _pair_norm(a: Tensor, b: Tensor) -> Tensor:
@@ -199,7 +193,8 @@ def measure_reconstruction(spec: dict,
 def run_reconstruction(specs: Sequence[str],
                        progress_bar: bool = True,
                        **kwargs) -> dict:
-    """Measure every model (``'TYPE[:ARCH]'``).
+    """Measure every model (``'TYPE[:ARCH]'``), with a progress bar on
+    stderr (``progress_bar``).
 
     Returns:
         dict: ``torch`` (its version) and ``records`` (see
@@ -207,14 +202,10 @@ def run_reconstruction(specs: Sequence[str],
     """
     parsed = [parse_spec(s) for s in specs]
     dtypes = kwargs.get('dtypes', ('float32', 'float64'))
-    bar = None
-    if progress_bar:
-        from mmengine.utils import ProgressBar
-        bar = ProgressBar(len(parsed) * (2 * len(dtypes) + 1))
+    progress = Progress(len(parsed) * (2 * len(dtypes) + 1), progress_bar)
     records = []
     for spec in parsed:
         records += measure_reconstruction(
-            spec, progress=bar.update if bar else None, **kwargs)
-    if bar:
-        print()
+            spec, progress=progress.update, **kwargs)
+    progress.close()
     return dict(torch=torch.__version__, records=records)

@@ -386,7 +386,8 @@ def analyse_stability(backbone: nn.Module,
                       jac_unit: int = 0,
                       jac_block: int = 0,
                       jac_size: int = 4,
-                      seed: int = 0) -> dict:
+                      seed: int = 0,
+                      progress: Optional[Callable[[], None]] = None) -> dict:
     """Depth profile and block spectrum of one backbone.
 
     Args:
@@ -400,6 +401,8 @@ def analyse_stability(backbone: nn.Module,
         jac_block (int): The block within the unit. Defaults to 0.
         jac_size (int): Spatial size of the state there. Defaults to 4.
         seed (int): Defaults to 0.
+        progress (callable, optional): Called after the spectrum and after
+            the depth profile.
 
     Returns:
         dict: ``backbone``, ``params``, ``mode``, ``batch_size``,
@@ -408,9 +411,12 @@ def analyse_stability(backbone: nn.Module,
     """
     if mode not in ('train', 'eval'):
         raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}.")
+    progress = progress or (lambda: None)
     jacobian = jacobian_spectrum(backbone, jac_unit, jac_block, jac_size,
                                  seed)
+    progress()
     units = depth_profile(backbone, batch_size, input_size, mode, seed)
+    progress()
     return dict(
         backbone=type(backbone).__name__,
         params=sum(p.numel() for p in backbone.parameters()),

@@ -20,6 +20,7 @@ def test_table_json_and_figure(tmp_path, run_tool):
                       '--seeds', 1, '--out-dir', tmp_path)
     assert ('| model | bf16 vs fp32, plain autograd (the AMP drift) | '
             'bf16 reversible vs fp32 plain |') in stdout
+    assert 'elapsed' not in stdout  # the progress bar is on stderr
     with open(tmp_path / 'amp_drift.json') as f:
         result = json.load(f)
     assert result['dtype'] == 'bfloat16' and TINY in result['models']

@@ -2,11 +2,16 @@
 import argparse
 
 from mmrevode.analysis.cli import (add_output_arguments, add_timing_arguments,
-                                   fixed, markdown_table, mib, write_outputs)
+                                   fixed, format_bytes, markdown_table,
+                                   write_outputs)
 
 
 def test_cells_and_markdown_table():
-    assert (mib(3 * 2**20), mib(None)) == ('3.0', '-')
+    assert (format_bytes(3 * 2**20, 'MiB'), format_bytes(None, 'MiB'),
+            format_bytes(1536, 'KiB')) == ('3.0', '-', '1.5')
+    assert (format_bytes(3 * 2**20), format_bytes(12 * 2**30),
+            format_bytes(2048), format_bytes(None)) == (
+                '3.0 MiB', '12.00 GiB', '2.0 KiB', '-')
     assert (fixed(1 / 3), fixed(12.6, 0), fixed(None)) == ('0.333', '13', '-')
     assert markdown_table(['a', 'b'], [[1, 'x'], ['-', 2.5]]) == (
         '| a | b |\n|---|---|\n| 1 | x |\n| - | 2.5 |')

@@ -3,8 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from mmrevode.analysis import (MemoryMeter, count_saved_bytes,
-                               run_in_fresh_process)
+from mmrevode.analysis import MemoryMeter, count_saved_bytes
+from mmrevode.analysis.memory import run_in_fresh_process
 from mmrevode.analysis.models import parse_spec
 
 

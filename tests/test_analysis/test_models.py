@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from mmrevode.analysis import (MODES, build_backbone, build_training_models,
-                               load_backbone_checkpoint, model_spec,
-                               parse_spec, sweep_specs)
+from mmrevode.analysis import MODES, build_backbone, model_spec, parse_spec
+from mmrevode.analysis.models import load_backbone_checkpoint, sweep_specs
+from mmrevode.analysis.training import build_training_models
 from mmrevode.engine import CheckpointMismatchError, UnsafeCheckpointError
 
 

@@ -72,7 +72,7 @@ def test_command_line(tmp_path, run_tool):
     assert (f'Not installed: {", ".join(missing)};' in stdout) == bool(
         missing), stdout
     if missing:
-        assert "pip install -e '.[bench]'" in stdout
+        assert 'pip install -e ".[bench]"' in stdout
     with open(tmp_path / 'peers.json') as f:
         result = json.load(f)
     assert {r['runner'] for r in result['records']} == set(

@@ -2,14 +2,17 @@
 models."""
 import json
 import math
+import os.path as osp
 
 import pytest
 import torch
 
-from mmrevode.analysis import (build_backbone, depth_profile,
-                               jacobian_spectrum, right_hand_side)
+from mmrevode.analysis import build_backbone
+from mmrevode.analysis.stability import (depth_profile, jacobian_spectrum,
+                                         right_hand_side)
 
 TINY = "{'blocks': [2, 3], 'widths': [8, 16]}"
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def build(spec, **options):
@@ -137,3 +140,64 @@ def test_command_line_writes_png_and_json(tmp_path, run_tool):
 def test_unknown_model_spec():
     with pytest.raises(ValueError, match='neither a config'):
         build_backbone('NoSuchNet:3')
+
+
+def stability_tool():
+    """tools/analysis_tools/stability.py as a module, for its main(argv)."""
+    import importlib.util
+    path = osp.join(ROOT, 'tools', 'analysis_tools', 'stability.py')
+    spec = importlib.util.spec_from_file_location('stability_tool', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SMALL_RUN = ('--batch-size', '2', '--input-size', '8', '--jac-size', '2',
+             '--no-progress')
+
+
+def test_h_of_one_model_and_cfg_options_of_a_config(tmp_path, capsys):
+    """--h MODEL=VALUE sets one model's h; --cfg-options reaches a config."""
+    config = tmp_path / 'tiny_midpoint.py'
+    config.write_text(
+        'model = dict(type="ImageClassifier", backbone=dict('
+        'type="MidpointNet", arch=dict(blocks=[1, 1], widths=[8, 16])))\n')
+    tool = stability_tool()
+    result = tool.main([
+        str(config), '--cfg-options', 'model.backbone.h=0.03', *SMALL_RUN,
+        '--out-dir', str(tmp_path / 'config')
+    ])
+    assert [m['h'] for m in result['models']] == [0.03]
+    midpoint, leapfrog = f'MidpointNet:{TINY}', f'LeapfrogNet:{TINY}'
+    result = tool.main([
+        midpoint, leapfrog, '--h', f'{midpoint}=0.02', *SMALL_RUN,
+        '--out-dir', str(tmp_path / 'specs')
+    ])
+    assert [m['h'] for m in result['models']] == [0.02, 0.1]
+    with open(result['json']) as f:
+        assert [m['h'] for m in json.load(f)['models']] == [0.02, 0.1]
+    captured = capsys.readouterr()
+    assert captured.out.count('right-hand side: max|Re|/rho') == 3
+    assert 'elapsed' not in captured.out + captured.err  # --no-progress
+
+
+def test_progress_goes_to_stderr(tmp_path, capsys):
+    stability_tool().main([f'MidpointNet:{TINY}', *SMALL_RUN[:-1],
+                           '--out-dir', str(tmp_path)])
+    captured = capsys.readouterr()
+    assert '2/2' in captured.err and 'elapsed' not in captured.out
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--cfg-options', 'model.backbone.h=0.03'],
+     '--cfg-options changes config files, and MidpointNet:'),
+    (['--h', 'MidpointNet:92=0.02'], 'is not one of the models'),
+    (['--h', 'MidpointNet=x'], 'is not one of the models'),
+    (['--h', '0.02'], 'give MODEL=VALUE'),
+])
+def test_options_that_would_be_ignored_are_refused(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        stability_tool().main([f'MidpointNet:{TINY}', *argv])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and 'Traceback' not in err

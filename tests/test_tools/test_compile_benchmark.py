@@ -37,3 +37,5 @@ def test_reports_times_graphs_and_gradients(tmp_path):
     assert results['compiled+steps']['graphs'] > results['compiled'][
         'graphs']
     assert 'compiled+steps: first step' in result.stdout
+    # the progress bar (3 compilations, 3 x 2 timed steps) goes to stderr
+    assert '9/9' in result.stderr and 'elapsed' not in result.stdout

@@ -8,22 +8,25 @@ relative distances of the gradients are reported (the metrics are defined in
 initialisations. Models are specs ``TYPE[:ARCH]`` with a preset name or a
 dict literal (``"HamiltonianNet:{'blocks': [2, 2], 'widths': [8, 16]}"``).
 The tool prints a table (the columns of docs/distributed.md) and writes
-``OUT_DIR/NAME.json`` and a bar chart, ``OUT_DIR/NAME.png``.
+``OUT_DIR/NAME.json`` and a bar chart, ``OUT_DIR/NAME.png``; a progress bar
+(a task per model and seed) goes to stderr (``--no-progress``: none).
 
 Example::
 
     python tools/analysis_tools/amp_drift.py HamiltonianNet:38 \\
         MidpointNet:62 LeapfrogNet:62 --batch-size 32
 """
-import torch
-
 import sys
+
+import torch
 
 from mmrevode.analysis import AMP_METRICS, worst_amp_drift
 from mmrevode.analysis import cli
-from mmrevode.analysis.cli import (add_output_arguments, add_run_arguments,
-                                   markdown_table, model_parser, model_specs,
-                                   new_figure, save_figure, write_outputs)
+from mmrevode.analysis.cli import (Progress, add_output_arguments,
+                                   add_run_arguments, markdown_table,
+                                   model_parser, model_specs, new_figure,
+                                   save_figure, write_outputs)
+from mmrevode.utils.optional import require_packages
 
 #: The column of each metric, as in docs/distributed.md.
 COLUMNS = dict(
@@ -36,7 +39,7 @@ COLUMNS = dict(
 
 def parse_args(argv=None):
     parser = model_parser(__doc__.split('\n')[0])
-    add_run_arguments(parser, batch_size=16, device=True)
+    add_run_arguments(parser, batch_size=16, progress_bar=True, device=True)
     parser.add_argument('--seeds', type=int, default=3)
     parser.add_argument(
         '--dtype',
@@ -76,21 +79,25 @@ def main(argv=None) -> dict:
         print(f'Error: --device {args.device}: this machine has no GPU; use '
               '--device cpu (bfloat16 autocast).', file=sys.stderr)
         return None
+    require_packages('amp_drift.py', 'matplotlib')
     dtype = args.dtype or ('float16' if args.device != 'cpu' else 'bfloat16')
     print(f'device {args.device}, autocast dtype {dtype}, batch '
           f'{args.batch_size}, {args.input_size}x{args.input_size}, max over '
-          f'{args.seeds} seeds')
+          f'{args.seeds} seeds', flush=True)
+    specs = model_specs(args)
+    progress = Progress(len(specs) * args.seeds, not args.no_progress)
     results = {}
-    for spec in model_specs(args):
-        print(f'{spec}: {args.seeds} seeds', flush=True)
+    for spec in specs:
         results[spec] = worst_amp_drift(
             spec,
             seeds=args.seeds,
             device=args.device,
             backbone_options=args.backbone_options,
+            progress=progress.update,
             batch_size=args.batch_size,
             input_size=args.input_size,
             dtype=getattr(torch, args.dtype) if args.dtype else None)
+    progress.close()
     print(markdown_table(
         ['model'] + list(columns(dtype).values()),
         [[spec] + [f'{worst[k]:.1e}' for k in AMP_METRICS]

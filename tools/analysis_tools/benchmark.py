@@ -68,9 +68,10 @@ from mmrevode.analysis.peers import (PEER_PACKAGES, available_runners,
 from mmrevode.analysis import cli
 from mmrevode.analysis.cli import (add_output_arguments, add_run_arguments,
                                    add_timing_arguments, depth_axis, fixed,
-                                   markdown_table, mib, model_parser,
+                                   format_bytes, markdown_table, model_parser,
                                    model_specs, new_figure, save_figure,
                                    write_outputs)
+from mmrevode.utils.optional import install_command, require_packages
 
 
 def table(records: Sequence[dict]) -> str:
@@ -89,7 +90,7 @@ def table(records: Sequence[dict]) -> str:
         in_decimals += ['time_ratio_to_float', 'cpu_time_ratio_to_float']
     return markdown_table(header, [
         [r['name'], r['batch_size'], r['mode']] +
-        [mib(r[key]) for key in in_mib] +
+        [format_bytes(r[key], 'MiB') for key in in_mib] +
         [fixed(r.get(key)) for key in in_decimals] for r in records
     ])
 
@@ -101,8 +102,9 @@ def part_table(records: Sequence[dict]) -> str:
     for r in records:
         by_part = r['saved_bytes_by_part']
         units = sum(v for k, v in by_part.items() if k.startswith('unit'))
-        rows.append([r['name'], r['mode'], mib(units)] +
-                    [mib(by_part.get(p, 0)) for p in parts])
+        rows.append([r['name'], r['mode'],
+                     format_bytes(units, 'MiB')] +
+                    [format_bytes(by_part.get(p, 0), 'MiB') for p in parts])
     return markdown_table(['model', 'mode', 'in units'] + parts, rows)
 
 
@@ -122,8 +124,8 @@ def peer_table(records: Sequence[dict]) -> str:
         rows.append([
             r['name'], r['unit'], r['batch_size'], r['runner'], error,
             r['bn_updates_per_step'],
-            mib(r['saved_bytes']),
-            mib(r['peak_bytes']),
+            format_bytes(r['saved_bytes'], 'MiB'),
+            format_bytes(r['peak_bytes'], 'MiB'),
             fixed(r['time_ratio_to_plain']),
             fixed(r['cpu_time_ratio_to_plain'])
         ])
@@ -136,7 +138,7 @@ def run_peers(args) -> dict:
     missing = [p for p in PEER_PACKAGES if p not in available_runners()]
     if missing:
         print(f'Not installed: {", ".join(missing)}; their rows are left '
-              "out (pip install -e '.[bench]' brings them).", flush=True)
+              f'out ({install_command("bench")} brings them).', flush=True)
     records = []
     for spec in model_specs(args):
         for batch_size in args.batch_size:
@@ -258,6 +260,7 @@ def main(argv=None) -> dict:
               'the end.')
         write_outputs(args, result)
         return result
+    require_packages('benchmark.py', 'matplotlib')
     backbone_options = dict(args.backbone_options or {})
     if args.det:
         backbone_options.setdefault('stem_type', 'imagenet')

@@ -33,6 +33,7 @@ except ImportError:  # run from a source checkout that is not installed
         osp.abspath(__file__)))))
     import mmrevode  # noqa: F401
 
+from mmrevode.utils.optional import require_packages
 from mmrevode.utils.results import RunError, collect
 
 
@@ -53,6 +54,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    require_packages('collect_results.py', 'matplotlib')
     out_dir = args.out_dir or args.work_dirs[0]
     try:
         result = collect(args.work_dirs, out_dir, args.metric)

@@ -17,14 +17,17 @@ Builds the config's classifier and runs, on random images, training steps
 
 Prints, per mode, the time of the first step (which includes compiling),
 the median wall and CPU time of the following steps (one step of each mode
-per round) and the median ratio of the CPU time to eager's (with one thread
-the CPU time is the step's own work, which a busy machine inflates far less
-than the wall time), the number of graphs dynamo built and its
+per round, in alternating order:
+:func:`mmrevode.analysis.timing.paired_step_times`) and the median ratio of
+the CPU time to eager's (with one thread the CPU time is the step's own
+work, which a busy machine inflates far less than the wall time), the
+number of graphs dynamo built and its
 graph breaks, and the largest relative difference of a parameter gradient
 of the first step from eager's.
 """
 import argparse
 import copy
+import functools
 import json
 import os.path as osp
 import statistics
@@ -43,6 +46,8 @@ from mmengine.config import Config
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from mmrevode.analysis.cli import Progress
+from mmrevode.analysis.timing import paired_step_times, timed
 from mmrevode.engine.compile import compile_model
 from mmrevode.utils.tools import add_cfg_options_argument
 
@@ -65,6 +70,11 @@ def parse_args(argv=None):
     parser.add_argument('--threads', type=int, default=None,
                         help='torch threads (torch.set_num_threads)')
     parser.add_argument('--json', help='write the results to this file')
+    parser.add_argument(
+        '--no-progress',
+        action='store_true',
+        help='no progress bar (it goes to stderr: a task per compilation '
+        'and per timed step)')
     add_cfg_options_argument(parser)
     args = parser.parse_args(argv)
     if args.batch_size < 1 or args.steps < 1:
@@ -124,27 +134,33 @@ def main(argv=None):
         DataSample().set_gt_label(i % num_classes)
         for i in range(args.batch_size)
     ]
+    # a task per compilation (the first step of a mode) and per timed step
+    progress = Progress(len(args.modes) * (1 + args.steps),
+                        not args.no_progress)
     models, optimizers, results, eager_grads = {}, {}, {}, None
     for mode in args.modes:
         models[mode] = copy.deepcopy(reference)
         optimizers[mode], results[mode], grads = prepare(
             models[mode], mode, images, samples, args.backend)
+        progress.update()
         if mode == 'eager':
             eager_grads = grads
         elif eager_grads is not None:
             results[mode]['grad_rel_diff'] = max(
                 ((g - e).norm() / e.norm().clamp_min(1e-30)).item()
                 for g, e in zip(grads, eager_grads))
-    # one step of each mode per round, so that a change of the machine's
-    # load affects all modes alike
-    times = {mode: [] for mode in args.modes}
-    cpu_times = {mode: [] for mode in args.modes}
-    for _ in range(args.steps):
-        for mode in args.modes:
-            start, cpu_start = time.perf_counter(), time.process_time()
-            train_step(models[mode], optimizers[mode], images, samples)
-            times[mode].append(time.perf_counter() - start)
-            cpu_times[mode].append(time.process_time() - cpu_start)
+    # one step of each mode per round (in alternating order), so that a
+    # change of the machine's load affects all modes alike
+    runs = {
+        mode: functools.partial(
+            timed,
+            functools.partial(train_step, models[mode], optimizers[mode],
+                              images, samples))
+        for mode in args.modes
+    }
+    times, cpu_times = paired_step_times(
+        runs, args.steps, progress=progress.update)
+    progress.close()
     for mode in args.modes:
         result = results[mode]
         result['step_s'] = statistics.median(times[mode])

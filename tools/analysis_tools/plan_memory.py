@@ -37,10 +37,11 @@ from mmrevode.analysis import (BudgetError, calibrate, cfg_option,
 from mmrevode.analysis import cli
 from mmrevode.analysis.cli import (add_output_arguments, add_run_arguments,
                                    add_timing_arguments, fixed,
-                                   markdown_table, mib, model_parser,
+                                   markdown_table, model_parser,
                                    new_figure, save_figure, write_outputs)
 from mmrevode.engine.launcher import run_cli
 from mmrevode.models.reversible import EXECUTION_MODES
+from mmrevode.utils.optional import require_packages
 from mmrevode.utils.tools import add_cfg_options_argument
 
 SHORT = dict(reversible='R', plain='P', checkpoint='C')
@@ -62,11 +63,14 @@ def cost_table(costs) -> str:
                                              costs.unit_time)):
         row = [f'unit {i}']
         for m in costs.modes:
-            row += [mib(saved[m]), fixed(seconds[m] * 1e3, 0)]
+            row += [
+                format_bytes(saved[m], 'MiB'),
+                fixed(seconds[m] * 1e3, 0)
+            ]
         rows.append(row)
     rows.append([
         'rest (time: all-plain step)',
-        mib(costs.rest_bytes),
+        format_bytes(costs.rest_bytes, 'MiB'),
         fixed(costs.rest_time * 1e3, 0)
     ] + ['-', '-'] * (len(costs.modes) - 1))
     return markdown_table(header, rows)
@@ -84,9 +88,9 @@ def plan_table(plans: Sequence[dict], measured: Sequence[dict] = ()) -> str:
         m = by_modes.get(tuple(plan['modes']), {})
         rows.append([
             ', '.join(plan['modes']),
-            mib(plan['saved_bytes']),
+            format_bytes(plan['saved_bytes'], 'MiB'),
             fixed(plan['time_ratio_to_plain']),
-            mib(m.get('saved_bytes')),
+            format_bytes(m.get('saved_bytes'), 'MiB'),
             fixed(m.get('time_ratio_to_plain')),
             fixed(m.get('cpu_time_ratio_to_plain'))
         ])
@@ -137,7 +141,8 @@ def plan_model(model: str, args) -> dict:
     size = args.input_size * 2 if len(args.input_size) == 1 \
         else args.input_size
     run = dict(batch_size=args.batch_size, input_size=size, steps=args.steps,
-               warmup=args.warmup, **options)
+               warmup=args.warmup, progress_bar=not args.no_progress,
+               **options)
     print(f"Calibrating {spec['name']} at batch {args.batch_size}, "
           f"{size[0]}x{size[1]} ...", flush=True)
     costs = calibrate(spec, modes=args.modes, **run)
@@ -201,7 +206,12 @@ def parse_args(argv=None):
     parser.add_argument(
         '--budget',
         help='bytes saved for backward, e.g. 2GiB, 500MiB or 123456789')
-    add_run_arguments(parser, batch_size=64, device=True, height_width=True)
+    add_run_arguments(
+        parser,
+        batch_size=64,
+        progress_bar=True,
+        device=True,
+        height_width=True)
     parser.add_argument(
         '--modes',
         nargs='+',
@@ -231,6 +241,8 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.all_plans:
+        require_packages('plan_memory.py', 'matplotlib')
     machine = machine_info(args.device)
     results = [plan_model(model, args) for model in args.models]
     machine['load_average_end'] = list(os.getloadavg())

@@ -29,6 +29,7 @@ from mmrevode.analysis.cli import (add_output_arguments, add_run_arguments,
                                    depth_axis, markdown_table, model_parser,
                                    model_specs, new_figure, save_figure,
                                    write_outputs)
+from mmrevode.utils.optional import require_packages
 
 
 def table(records: Sequence[dict]) -> str:
@@ -105,6 +106,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    require_packages('reconstruction_error.py', 'matplotlib')
     result = run_reconstruction(
         model_specs(args),
         progress_bar=not args.no_progress,

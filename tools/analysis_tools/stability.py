@@ -17,22 +17,42 @@ Example::
     python tools/analysis_tools/stability.py HamiltonianNet:110 \\
         LeapfrogNet:92 RevNet:110 CifarResNet:110 --out-dir work_dirs/stab
 
+    # Midpoint-92 at h = 0.02, the others at their default h
+    python tools/analysis_tools/stability.py HamiltonianNet:110 \\
+        MidpointNet:92 --h MidpointNet:92=0.02
+
+Every backbone takes ``--backbone-options`` (e.g. ``h=0.05``); one model's
+step size is set with ``--h MODEL=VALUE`` (the model named as given, e.g.
+``--h MidpointNet:92=0.02``; repeatable). ``--cfg-options`` changes config
+files only: with a spec among the models it is refused. A progress bar goes
+to stderr (``--no-progress``: none); the summary lines go to stdout.
+
 Checkpoints are read by the safe loader (no code runs) and must fit the
 model exactly.
 """
+import argparse
+import os.path as osp
 import sys
-from typing import Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 import torch
 
 from mmrevode.analysis import analyse_stability, build_backbone, model_spec
 from mmrevode.analysis import cli
+from mmrevode.analysis.cli import (Progress, add_output_arguments,
+                                   add_run_arguments, model_parser,
+                                   new_figure, output_path, save_figure,
+                                   write_json)
 from mmrevode.engine.launcher import run_cli
-from mmrevode.analysis.cli import (add_output_arguments, add_run_arguments,
-                                   model_parser, new_figure, output_path,
-                                   save_figure, write_json)
+from mmrevode.utils.optional import require_packages
 from mmrevode.utils.tools import add_cfg_options_argument
+
+
+def legend_label(result: dict) -> str:
+    """A model's name in the legend, with its step size where it has one."""
+    h = result.get('h')
+    return result['name'] + (f', h={h:g}' if h is not None else '')
 
 
 def plot(results: Sequence[dict], path: str, title: Optional[str] = None):
@@ -54,7 +74,7 @@ def plot(results: Sequence[dict], path: str, title: Optional[str] = None):
                     values,
                     color=color,
                     marker='.' if len(values) <= 20 else None,
-                    label=result['name'] if i == 0 else None)
+                    label=legend_label(result) if i == 0 else None)
         jac = result['jacobian']
         radius = jac['spectral_radius'] or 1.0
         axes[2].scatter(
@@ -108,6 +128,27 @@ def summary(result: dict) -> str:
             f', n = {jac["dim"]})')
 
 
+def parse_step_sizes(parser: argparse.ArgumentParser,
+                     entries: Optional[Sequence[str]],
+                     models: Sequence[str]) -> Dict[str, float]:
+    """``--h MODEL=VALUE ...`` as ``{model: h}``; every MODEL must be one
+    of ``models`` as given on the command line."""
+    step_sizes = {}
+    for entry in entries or []:
+        model, sep, value = entry.rpartition('=')
+        if not sep or not model:
+            parser.error(f'--h {entry}: give MODEL=VALUE, e.g. '
+                         'MidpointNet:92=0.02.')
+        if model not in models:
+            parser.error(f'--h {entry}: {model} is not one of the models '
+                         f'({", ".join(models)}); name it as given.')
+        try:
+            step_sizes[model] = float(value)
+        except ValueError:
+            parser.error(f'--h {entry}: {value!r} is not a number.')
+    return step_sizes
+
+
 def parse_args(argv=None):
     parser = model_parser(
         'State and gradient norms along the depth of a backbone and the '
@@ -115,12 +156,20 @@ def parse_args(argv=None):
         sweep=False,
         configs=True)
     parser.add_argument(
+        '--h',
+        nargs='+',
+        action='extend',
+        metavar='MODEL=VALUE',
+        help='the step size h of one model, named as given (e.g. '
+        'MidpointNet:92=0.02); repeat for others. It overrides '
+        '--backbone-options h=... and the config\'s for that model')
+    parser.add_argument(
         '--checkpoint',
         nargs='+',
         default=None,
         help='one checkpoint per model ("none" for a fresh initialisation)')
     add_cfg_options_argument(parser)
-    add_run_arguments(parser, batch_size=8)
+    add_run_arguments(parser, batch_size=8, progress_bar=True)
     parser.add_argument(
         '--mode',
         choices=['train', 'eval'],
@@ -138,7 +187,15 @@ def parse_args(argv=None):
         help='spatial size of the state the Jacobian is taken at (the '
         'matrix has (channels x size^2)^2 entries)')
     add_output_arguments(parser, 'stability')
-    return cli.parse_args(parser, argv)
+    args = cli.parse_args(parser, argv)
+    specs = [m for m in args.models
+             if not (m.endswith('.py') or osp.isfile(m))]
+    if args.cfg_options and specs:
+        parser.error(f'--cfg-options changes config files, and {specs[0]} '
+                     'is a spec: give its arguments with --backbone-options '
+                     '(every model) or --h MODEL=VALUE (one model).')
+    args.h = parse_step_sizes(parser, args.h, args.models)
+    return args
 
 
 def main(argv=None) -> dict:
@@ -147,19 +204,28 @@ def main(argv=None) -> dict:
     if len(checkpoints) != len(args.models):
         raise SystemExit(f'--checkpoint: got {len(checkpoints)} for '
                          f'{len(args.models)} models ("none" for none).')
+    require_packages('stability.py', 'matplotlib')
     torch.manual_seed(args.seed)
     results = []
+    progress = Progress(2 * len(args.models), not args.no_progress)
     for model, checkpoint in zip(args.models, checkpoints):
         if checkpoint is not None and checkpoint.lower() == 'none':
             checkpoint = None
         spec = model_spec(model, args.cfg_options)
-        backbone = build_backbone(spec, args.backbone_options, checkpoint)
+        options = dict(args.backbone_options or {})
+        if model in args.h:
+            options['h'] = args.h[model]
+        backbone = build_backbone(spec, options, checkpoint)
         mode = args.mode or ('eval' if checkpoint else 'train')
         result = analyse_stability(backbone, args.batch_size,
                                    args.input_size, mode, args.jac_unit,
-                                   args.jac_block, args.jac_size, args.seed)
-        result.update(name=spec['name'], model=model, checkpoint=checkpoint)
+                                   args.jac_block, args.jac_size, args.seed,
+                                   progress.update)
+        result.update(name=spec['name'], model=model, checkpoint=checkpoint,
+                      h=getattr(backbone, 'h', None))
         results.append(result)
+    progress.close()
+    for result in results:
         print(summary(result))
     json_path = write_json(args, dict(models=results))
     png_path = output_path(args, 'png')

@@ -11,6 +11,9 @@ largest difference from PyTorch. Exits with status 1 when the difference,
 relative to the largest logit, exceeds ``--tolerance``. With
 ``--dynamic-export`` the batch size, height and width are dynamic, and the
 check also runs on a second input of another batch size and twice the size.
+
+It needs onnx and onnxruntime (onnxscript with ``--dynamo``):
+``pip install -e ".[deploy]"``.
 """
 import argparse
 import os.path as osp
@@ -25,6 +28,7 @@ except ImportError:  # run from a source checkout that is not installed
     import mmrevode  # noqa: F401
 
 from mmrevode.engine.launcher import run_cli
+from mmrevode.utils.optional import require_packages
 from mmrevode.utils.onnx_export import (ClassifierLogits,
                                         compare_with_onnxruntime,
                                         example_inputs, export_onnx)
@@ -70,6 +74,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    require_packages('pytorch2onnx.py', 'onnx', 'onnxruntime',
+                     *(['onnxscript'] if args.dynamo else []))
     return run_cli(lambda: export(args))
 
 

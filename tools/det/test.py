@@ -27,12 +27,10 @@ except ImportError:  # run from a source checkout that is not installed
         osp.abspath(__file__)))))
     import mmrevode  # noqa: F401
 
-from mmdet.engine.hooks.utils import trigger_visualization_hook
-from mmdet.evaluation import DumpDetResults
-from mmdet.utils import setup_cache_size_limit_of_dynamo
 from mmengine.config import ConfigDict
 
 from mmrevode.engine import launcher, options
+from mmrevode.utils.optional import require_packages
 
 
 def build_parser():
@@ -64,6 +62,7 @@ def merge_args(cfg, args):
     cfg.load_from = args.checkpoint
 
     if args.show or args.show_dir:
+        from mmdet.engine.hooks.utils import trigger_visualization_hook
         cfg = trigger_visualization_hook(cfg, args)
 
     if args.tta:
@@ -104,6 +103,10 @@ def merge_args(cfg, args):
 
 def main(argv=None):
     args = options.parse_args(build_parser(), argv)
+    require_packages('test.py', 'mmdet')
+    from mmdet.evaluation import DumpDetResults
+    from mmdet.utils import setup_cache_size_limit_of_dynamo
+
     # fewer recompilations with compile=True
     setup_cache_size_limit_of_dynamo()
 
@@ -112,7 +115,7 @@ def main(argv=None):
         runner = launcher.build_runner(cfg)
         if args.out is not None:
             if not args.out.endswith(('.pkl', '.pickle')):
-                raise launcher.LaunchError(
+                raise options.LaunchError(
                     f'--out {args.out}: the predictions are written as a '
                     'pickle (.pkl or .pickle).')
             runner.test_evaluator.metrics.append(

@@ -27,9 +27,8 @@ except ImportError:  # run from a source checkout that is not installed
         osp.abspath(__file__)))))
     import mmrevode  # noqa: F401
 
-from mmdet.utils import setup_cache_size_limit_of_dynamo
-
 from mmrevode.engine import launcher, options
+from mmrevode.utils.optional import require_packages
 
 
 def build_parser():
@@ -48,7 +47,7 @@ def merge_args(cfg, args):
         cfg.optim_wrapper.loss_scale = 'dynamic'
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
-            raise launcher.LaunchError(
+            raise options.LaunchError(
                 '--auto-scale-lr needs `auto_scale_lr = dict(enable=False, '
                 'base_batch_size=...)` in the config.')
         cfg.auto_scale_lr.enable = True
@@ -57,6 +56,9 @@ def merge_args(cfg, args):
 
 def main(argv=None):
     args = options.parse_args(build_parser(), argv)
+    require_packages('train.py', 'mmdet')
+    from mmdet.utils import setup_cache_size_limit_of_dynamo
+
     # fewer recompilations with compile=True
     setup_cache_size_limit_of_dynamo()
     return launcher.run_cli(lambda: launcher.train(
