@@ -8,7 +8,7 @@ from mmpretrain.models.backbones.resnet import BasicBlock
 from mmpretrain.registry import MODELS
 from torch import Tensor, nn
 
-from ..reversible import Mode, legacy_mode, parse_modes
+from ..reversible import Mode, parse_modes
 from .defined_backbone import (DefinedBackbone, act_definition,
                                norm_definition)
 from .utils import freeze, parse_out_indices
@@ -93,8 +93,6 @@ class CifarResNet(DefinedBackbone):
             Defaults to False.
         init_cfg (dict | list[dict], optional): Initialisation config.
             Defaults to Kaiming for convolutions, 1 for norm weights.
-        with_cp (bool, optional): Deprecated, use ``mode``: True is
-            ``'checkpoint'``. Defaults to None.
         check_definition (bool): Refuse a checkpoint trained as another
             network (see :meth:`definition`) or recording none; False loads
             it into this network with a warning. See
@@ -138,7 +136,6 @@ class CifarResNet(DefinedBackbone):
                      dict(type='Kaiming', layer=['Conv2d']),
                      dict(type='Constant', val=1, layer=['_BatchNorm'])
                  ],
-                 with_cp: Optional[bool] = None,
                  check_definition: bool = True):
         super().__init__(
             init_cfg=init_cfg, check_definition=check_definition)
@@ -155,7 +152,7 @@ class CifarResNet(DefinedBackbone):
                              f'int, got {num_stages!r}.')
         out_indices = parse_out_indices(out_indices, num_stages)
         stage_modes = parse_modes(
-            legacy_mode(mode, None, with_cp, 'CifarResNet', default='plain'),
+            mode,
             num_stages,
             'CifarResNet',
             part='stage',
