@@ -31,7 +31,7 @@ from .benchmark import (RECORD_FIELDS, TrainStep, backbone_parts,
                         run_benchmark, time_model, train_steps)
 from .memory import (MemoryMeter, configure_malloc, count_saved_bytes,
                      release_free_memory, run_in_fresh_process)
-from .models import (LAYERS_PER_BLOCK, MODES, TrainingModel, backbone_registry,
+from .models import (MODES, TrainingModel, backbone_registry,
                      build_backbone, build_training_models,
                      load_backbone_checkpoint, model_spec, parse_spec,
                      image_size, quiet_init_weights, set_mode, sweep_specs)
@@ -47,7 +47,7 @@ __all__ = [
     'BudgetError', 'CostModel', 'calibrate', 'cfg_option', 'format_bytes',
     'image_size', 'measure_plans', 'paired_ratio', 'paired_step_times',
     'parse_bytes', 'ratios_to_reference', 'train_steps',
-    'AMP_METRICS', 'LAYERS_PER_BLOCK', 'MODES', 'RECONSTRUCTION_FIELDS',
+    'AMP_METRICS', 'MODES', 'RECONSTRUCTION_FIELDS',
     'RECORD_FIELDS',
     'MemoryMeter', 'PatternData', 'TrainStep', 'TrainingModel',
     'amp_drift', 'analyse_stability', 'backbone_parts', 'backbone_registry',

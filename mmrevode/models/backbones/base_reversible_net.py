@@ -318,16 +318,40 @@ class BaseReversibleNet(DefinedBackbone):
         """
         return self.block_cls(channels, **kwargs)
 
-    def _parse_arch(self, arch) -> dict:
-        name = type(self).__name__
+    # -- the paper's depth count ----------------------------------------------
+    @classmethod
+    def layers_per_block(cls, arch: dict) -> int:
+        """Layers of one block of the parsed ``arch`` in the paper's depth
+        count: :attr:`ReversibleBlock.num_layers` of :attr:`block_cls`."""
+        return cls.block_cls.num_layers
+
+    @classmethod
+    def arch_depth(cls, arch: Union[str, int, dict]) -> int:
+        """Depth of a network of ``arch`` (a preset or a dict, as the
+        ``arch`` argument) as the paper counts it: layers per block
+        (:meth:`layers_per_block`) times the blocks, plus the stem and the
+        classifier."""
+        arch = cls._parse_arch(arch)
+        return cls.layers_per_block(arch) * sum(arch['blocks']) + 2
+
+    @property
+    def depth(self) -> int:
+        """This network's depth as the paper counts it (see
+        :meth:`arch_depth`), from the blocks it has."""
+        return 2 + sum(block.num_layers for unit in self.units
+                       for block in unit.blocks)
+
+    @classmethod
+    def _parse_arch(cls, arch) -> dict:
+        name = cls.__name__
         if isinstance(arch, (str, int)) and not isinstance(arch, bool):
             key = str(arch).lower()
-            if key not in self.arch_settings:
+            if key not in cls.arch_settings:
                 raise ValueError(
                     f'{name}: unknown arch {arch!r}; valid presets are '
-                    f'{sorted(self.arch_settings, key=_natural)}, or pass '
+                    f'{sorted(cls.arch_settings, key=_natural)}, or pass '
                     'dict(blocks=[...], widths=[...]).')
-            return copy.deepcopy(self.arch_settings[key])
+            return copy.deepcopy(cls.arch_settings[key])
         if not isinstance(arch, dict):
             raise TypeError(f'{name}: arch must be a preset name (str or int) '
                             f'or a dict, got {type(arch).__name__}.')
@@ -349,9 +373,9 @@ class BaseReversibleNet(DefinedBackbone):
             raise ValueError(f'{name}: widths must be increasing from unit to '
                              f'unit (channels are zero-padded between '
                              f'units), got {widths}.')
-        if self.pad_groups > 1 and any(w % self.pad_groups for w in widths):
+        if cls.pad_groups > 1 and any(w % cls.pad_groups for w in widths):
             raise ValueError(f'{name}: every width must be divisible by '
-                             f'{self.pad_groups} (the state is split into '
+                             f'{cls.pad_groups} (the state is split into '
                              f'channel halves), got {widths}.')
         return dict(arch, blocks=blocks, widths=widths)
 
