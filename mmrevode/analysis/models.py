@@ -40,13 +40,6 @@ def mode_options(label: str) -> dict:
         return dict(EXACT_MODES[label])
     raise KeyError(f'unknown mode {label!r}; valid modes are '
                    f'{sorted(MODES) + sorted(EXACT_MODES)}.')
-#: Depth (counted as in the paper) = LAYERS_PER_BLOCK * blocks + 2.
-LAYERS_PER_BLOCK = {
-    'HamiltonianNet': 4,
-    'MidpointNet': 2,
-    'LeapfrogNet': 2,
-    'CifarResNet': 2,
-}
 
 
 def backbone_registry() -> Registry:
@@ -113,8 +106,8 @@ def parse_spec(spec: str) -> dict:
     else:
         raise ValueError(f'{type_name} has no preset {value!r}; presets: '
                          f'{sorted(settings)}.')
-    per_block = LAYERS_PER_BLOCK.get(type_name)
-    depth = per_block * sum(blocks) + 2 if per_block and blocks else None
+    # the depth counted as in the paper, as the backbone states it
+    depth = cls.arch_depth(value) if hasattr(cls, 'arch_depth') else None
     if isinstance(value, dict):
         name = f'{type_name}-{depth}' if depth else f'{type_name}-{blocks}'
     else:

@@ -12,28 +12,19 @@ For a backbone, :func:`analyse_stability` measures
    state the block sees for a small random input (computed with
    ``torch.func.jacrev`` in float64, norms in eval mode).
 
-The right-hand sides are
-
-========================  =========================================  =====
-block                     right-hand side                            state
-========================  =========================================  =====
-``HamiltonianBlock``      ``(Y, Z) -> (F1(Z), -F2(Y))``              pair
-``RevNetBlock``           ``(x1, x2) -> (F(x2), G(x1))``             pair
-``LeapfrogBlock``         ``(Y, V) -> (V, -F(Y))`` (``Y'' = -F(Y)``)  pair
-``MidpointBlock``         ``Y -> F(Y)``                              one
-ResNet ``BasicBlock``     ``x -> N(conv(act(N(conv(x)))))``          one
-========================  =========================================  =====
-
-The Hamiltonian, Leapfrog and Midpoint Jacobians have (up to round-off)
-purely imaginary eigenvalues: their flows neither grow nor decay. RevNet's
-and ResNet's have eigenvalues with real parts of both signs.
+Each block states its right-hand side
+(:func:`mmrevode.models.blocks.right_hand_side`, which lists them). The
+Hamiltonian, Leapfrog and Midpoint Jacobians have (up to round-off) purely
+imaginary eigenvalues: their flows neither grow nor decay. RevNet's and
+ResNet's have eigenvalues with real parts of both signs.
 """
 import copy
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
+from ..models.blocks import right_hand_side
 from ..models.reversible import frozen_running_stats
 
 
@@ -236,75 +227,6 @@ def depth_profile(backbone: nn.Module,
                 grad_ratio=(grad / grad[-1:]).mean(1).tolist()))
     backbone.zero_grad(set_to_none=True)
     return results
-
-
-# -- the right-hand sides ----------------------------------------------------
-def _rhs_hamiltonian(block, state):
-    y, z = state
-    return lambda s: (block.f1(s[1]), -block.f2(s[0])), (y, z)
-
-
-def _rhs_revnet(block, state):
-    x1, x2 = state
-    return lambda s: (block.f(s[1]), block.g(s[0])), (x1, x2)
-
-
-def _rhs_leapfrog(block, state):
-    previous, current = state
-    velocity = (current - previous) / block.h
-    return lambda s: (s[1], -block.f(s[0])), (current, velocity)
-
-
-def _rhs_midpoint(block, state):
-    return lambda s: (block.f(s[0]), ), (state[1], )
-
-
-def _rhs_basic_block(block, state):
-    if block.downsample is not None or block.conv1.stride != (1, 1):
-        raise ValueError('This ResNet block changes the shape of its input; '
-                         'pick another block (its right-hand side is not a '
-                         'map of the state to itself).')
-
-    def rhs(s):
-        out = block.relu(block.norm1(block.conv1(s[0])))
-        return (block.norm2(block.conv2(out)), )
-
-    return rhs, tuple(state)
-
-
-def _right_hand_sides() -> Dict[type, Callable]:
-    from mmpretrain.models.backbones.resnet import BasicBlock
-
-    from mmrevode.models.blocks import (HamiltonianBlock, LeapfrogBlock,
-                                        MidpointBlock, RevNetBlock)
-    return {
-        HamiltonianBlock: _rhs_hamiltonian,
-        RevNetBlock: _rhs_revnet,
-        LeapfrogBlock: _rhs_leapfrog,
-        MidpointBlock: _rhs_midpoint,
-        BasicBlock: _rhs_basic_block,
-    }
-
-
-def right_hand_side(block: nn.Module, state: Tuple[Tensor, ...]
-                    ) -> Tuple[Callable, Tuple[Tensor, ...]]:
-    """The block's continuous-time right-hand side and its state.
-
-    Args:
-        block: A block of a supported type (see the module docstring).
-        state: The block's input, as :func:`walk_units` records it.
-
-    Returns:
-        tuple: ``(rhs, point)``: ``rhs`` maps a tuple of tensors shaped like
-        ``point`` to a tuple of the same shapes; ``point`` is the state at
-        which to linearise.
-    """
-    for cls, make in _right_hand_sides().items():
-        if isinstance(block, cls):
-            return make(block, state)
-    raise TypeError(f'No right-hand side is known for {type(block).__name__}'
-                    f'; supported: '
-                    f'{sorted(c.__name__ for c in _right_hand_sides())}.')
 
 
 def jacobian_spectrum(backbone: nn.Module,

@@ -41,14 +41,6 @@ DATASET_NAMES = {
 }
 #: Column order of the results table.
 DATASET_ORDER = ('CIFAR-10', 'CIFAR-100', 'STL-10', 'Digits')
-#: Convolutions per block, the paper's depth count (depth = that times the
-#: number of blocks, plus the stem and the classifier).
-CONVS_PER_BLOCK = {
-    'HamiltonianNet': 4,  # K1, K1^T, K2, K2^T
-    'MidpointNet': 2,  # K, K^T
-    'LeapfrogNet': 2,  # K, K^T
-    'RevNet': 4,  # two basic residual functions of two convolutions
-}
 #: Row order of the results table: baselines first, as in the paper.
 MODEL_ORDER = ('ResNet', 'RevNet', 'Hamiltonian', 'Midpoint', 'Leapfrog')
 
@@ -114,6 +106,7 @@ def describe_model(model_cfg: dict) -> dict:
     from mmengine.registry import init_default_scope
     from mmpretrain.registry import MODELS
 
+    from ..models.backbones import BaseReversibleNet
     init_default_scope('mmpretrain')
     cfg = copy.deepcopy(model_cfg)
     if isinstance(cfg.get('head'), dict) and 'num_classes' in cfg['head']:
@@ -128,12 +121,9 @@ def describe_model(model_cfg: dict) -> dict:
         return dict(
             name=f'ResNet-{depth}', family='ResNet', depth=depth,
             blocks=blocks, widths='16-32-64', params=params)
-    if kind in CONVS_PER_BLOCK:
-        convs = CONVS_PER_BLOCK[kind]
+    if isinstance(backbone, BaseReversibleNet):
         block_type = getattr(backbone, 'block_type', None)
-        if block_type == 'bottleneck':
-            convs = 6
-        depth = convs * sum(backbone.blocks) + 2
+        depth = backbone.depth  # the paper's count, as the blocks state it
         family = kind[:-3] if kind.endswith('Net') and kind != 'RevNet' \
             else kind
         blocks = '-'.join(str(b) for b in backbone.blocks)

@@ -33,8 +33,8 @@ def test_parse_spec():
     spec = parse_spec('CifarResNet:8')
     assert spec['cfg'] == dict(type='CifarResNet', depth=8)
     assert spec['name'] == 'CifarResNet-8' and spec['depth'] == 8
-    assert parse_spec("RevNet:{'blocks': [2, 2], 'widths': [8, 16]}")[
-        'name'] == 'RevNet-[2, 2]'
+    spec = parse_spec("RevNet:{'blocks': [2, 2], 'widths': [8, 16]}")
+    assert spec['name'] == 'RevNet-18' and spec['depth'] == 4 * 4 + 2
     with pytest.raises(ValueError, match='no preset'):
         parse_spec('HamiltonianNet:7')
     with pytest.raises(ValueError, match='neither a config'):

@@ -7,7 +7,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 import mmrevode  # noqa: F401
 from mmrevode.analysis import count_saved_bytes
-from mmrevode.models import HamiltonianNet, LeapfrogNet, MidpointNet
+from mmrevode.models import (CifarResNet, HamiltonianNet, LeapfrogNet,
+                             MidpointNet, RevNet)
 
 SMALL = dict(blocks=[2, 2, 2], widths=[8, 16, 32])
 BACKBONES = [HamiltonianNet, MidpointNet, LeapfrogNet]
@@ -209,6 +210,30 @@ def test_registry_build_and_presets():
 def test_parameter_counts_of_the_readme_table(backbone, arch, count):
     model = backbone(arch=arch)
     assert sum(p.numel() for p in model.parameters()) == count
+
+
+@pytest.mark.parametrize('backbone,arch,depth', [
+    (HamiltonianNet, '74', 74),
+    (HamiltonianNet, dict(blocks=[2, 3], widths=[8, 16]), 4 * 5 + 2),
+    (MidpointNet, '182', 182),
+    (LeapfrogNet, 62, 62),
+    (RevNet, '38', 38),
+    (RevNet, '164', 164),
+    (RevNet, dict(blocks=[1, 1], widths=[16, 32], block_type='bottleneck'),
+     6 * 2 + 2),
+    (CifarResNet, 56, 56),
+])
+def test_depth_as_the_paper_counts_it(backbone, arch, depth):
+    assert backbone.arch_depth(arch) == depth
+    key = 'depth' if backbone is CifarResNet else 'arch'
+    assert backbone(**{key: arch}).depth == depth
+
+
+def test_depth_counts_the_blocks_built():
+    model = RevNet(arch='38', block_cfg=dict(block_type='bottleneck'))
+    assert model.depth == 6 * 9 + 2 and RevNet.arch_depth('38') == 38
+    with pytest.raises(ValueError, match='6n \\+ 2'):
+        CifarResNet.arch_depth(18)
 
 
 @pytest.mark.parametrize('kwargs,error,match', [

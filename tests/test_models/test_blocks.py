@@ -1,9 +1,12 @@
 import pytest
 import torch
 
+from mmpretrain.models.backbones.resnet import BasicBlock
+from torch import nn
+
 from mmrevode.models.blocks import (AntisymmetricConvLayer, HamiltonianBlock,
                                     LeapfrogBlock, MidpointBlock, RevNetBlock,
-                                    SymmetricConvLayer)
+                                    SymmetricConvLayer, right_hand_side)
 
 BLOCKS = [
     (HamiltonianBlock, dict(h=0.1)),
@@ -125,3 +128,41 @@ def test_antisymmetric_layer_operator_is_antisymmetric():
     # <A x, y> = -<x, A y> and <A x, x> = 0 for A = K - K^T.
     torch.testing.assert_close((layer(x) * y).sum(), -(x * layer(y)).sum())
     assert abs((layer(x) * x).sum().item()) < 1e-10
+
+
+def test_each_block_states_its_right_hand_side():
+    torch.manual_seed(0)
+    a, b = torch.randn(2, 1, 4, 3, 3, dtype=torch.float64)
+    leapfrog = LeapfrogBlock(4, h=0.5).double().eval()
+    rhs, (y, v) = right_hand_side(leapfrog, (a, b))
+    assert torch.equal(y, b) and torch.allclose(v, (b - a) / 0.5)
+    dy, dv = rhs((y, v))
+    assert torch.equal(dy, v) and torch.equal(dv, -leapfrog.f(y))
+    midpoint = MidpointBlock(4).double().eval()
+    rhs, point = right_hand_side(midpoint, (a, b))
+    assert len(point) == 1 and torch.equal(point[0], b)
+    assert torch.equal(rhs(point)[0], midpoint.f(b))
+    revnet = RevNetBlock(8).double().eval()
+    rhs, point = right_hand_side(revnet, (a, b))
+    assert all(map(torch.equal, rhs(point), (revnet.f(b), revnet.g(a))))
+    residual = BasicBlock(4, 4).double().eval()
+    rhs, point = right_hand_side(residual, (a, ))
+    expected = residual.norm2(residual.conv2(residual.relu(
+        residual.norm1(residual.conv1(a)))))
+    assert torch.equal(rhs(point)[0], expected)
+    with pytest.raises(TypeError, match='No right-hand side is known for '
+                       'Conv2d'):
+        right_hand_side(nn.Conv2d(4, 4, 3), (a, ))
+
+
+@pytest.mark.parametrize('block_cls, kwargs, layers', [
+    (HamiltonianBlock, {}, 4), (MidpointBlock, {}, 2), (LeapfrogBlock, {}, 2),
+    (RevNetBlock, {}, 4), (RevNetBlock, dict(block_type='bottleneck'), 6)
+])
+def test_each_block_states_its_layers(block_cls, kwargs, layers):
+    block = block_cls(16, **kwargs)
+    convs = [m for m in block.modules() if isinstance(m, nn.Conv2d)]
+    # K and K^T of one convolution count twice, as in the paper
+    uses = 2 if isinstance(block, (HamiltonianBlock, MidpointBlock,
+                                   LeapfrogBlock)) else 1
+    assert block.num_layers == layers == uses * len(convs)

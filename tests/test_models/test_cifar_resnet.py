@@ -1,6 +1,7 @@
 """The CIFAR ResNets of He et al. (2016)."""
 import pytest
 import torch
+from mmpretrain.models.backbones import ResNet, ResNet_CIFAR
 from mmpretrain.models.backbones.resnet import BasicBlock
 from mmpretrain.registry import MODELS
 from torch import nn
@@ -88,12 +89,28 @@ def test_init_weights_and_zero_init_residual():
     assert torch.equal(model.layer1[0].norm2.weight, torch.ones(16))
 
 
+def test_builds_on_mmpretrain_resnet_with_its_names():
+    model = CifarResNet(20)
+    assert isinstance(model, ResNet_CIFAR) and isinstance(model, ResNet)
+    assert model.stage_blocks == (3, 3, 3) and model.feat_dim == 64
+    assert not hasattr(model, 'maxpool')
+    names = [k for k in model.state_dict() if k != '_extra_state']
+    assert names[:3] == ['conv1.weight', 'bn1.weight', 'bn1.bias']
+    assert 'layer3.2.bn2.running_var' in names
+    assert 'layer2.0.downsample.0.weight' in CifarResNet(
+        20, shortcut='B').state_dict()
+    assert CifarResNet(20).train() is not None  # returns the module
+    assert CifarResNet(8, act_cfg=dict(type='SiLU')).relu.__class__ is \
+        nn.SiLU
+
+
 @pytest.mark.parametrize('kwargs, match', [
     (dict(depth=18), '6n \\+ 2'),
     (dict(depth=2), '6n \\+ 2'),
     (dict(depth=20, shortcut='C'), 'shortcut'),
     (dict(depth=20, out_indices=3), 'out_indices'),
     (dict(depth=20, frozen_stages=4), 'frozen_stages'),
+    (dict(depth=20, num_stages=5), r'num_stages must be an int in \[1, 4\]'),
 ])
 def test_invalid_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):

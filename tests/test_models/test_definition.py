@@ -114,6 +114,20 @@ def test_the_mode_is_not_part_of_the_definition(name):
         model.load_state_dict(models[0].state_dict())
 
 
+@pytest.mark.parametrize('name', ['HamiltonianNet', 'MidpointNet',
+                                  'LeapfrogNet', 'RevNet'])
+def test_random_draws_are_replayed_by_default_and_not_defined(name):
+    default, off = build(name), build(name, preserve_rng_state=False)
+    assert default.preserve_rng_state and not off.preserve_rng_state
+    assert all(unit.preserve_rng_state for unit in default.units)
+    assert not any(unit.preserve_rng_state for unit in off.units)
+    assert default.definition() == off.definition()
+    off.load_state_dict(default.state_dict())
+    default.load_state_dict(off.state_dict())
+    with pytest.raises(TypeError, match='preserve_rng_state must be True'):
+        build(name, preserve_rng_state='yes')
+
+
 def test_definition_values():
     definition = LeapfrogNet('62', start='zero').definition()
     assert definition == dict(

@@ -131,27 +131,6 @@ def test_bad_modes_name_the_argument_values_and_units():
         ReversibleSequence(
             HamiltonianNet(arch=dict(blocks=[2], widths=[8])).units[0].blocks,
             mode=['plain'])
-    with pytest.raises(ValueError, match='not both'):
-        HamiltonianNet(arch=SMALL, mode='plain', reversible=False)
-
-
-@pytest.mark.parametrize('legacy, mode', [
-    (dict(reversible=True), 'reversible'),
-    (dict(reversible=False), 'plain'),
-    (dict(reversible=False, with_cp=True), 'checkpoint'),
-    (dict(reversible=True, with_cp=True), 'reversible'),
-])
-def test_deprecated_keys_still_work(legacy, mode):
-    with pytest.warns(DeprecationWarning, match=f"use mode='{mode}'"):
-        model = LeapfrogNet(arch=SMALL, **legacy)
-    assert model.mode == mode
-    unit = copy.deepcopy(model.units[0])
-    with pytest.warns(DeprecationWarning):
-        unit.reversible = False
-    assert unit.mode == 'plain' and not unit.reversible
-    with pytest.warns(DeprecationWarning):
-        unit.with_cp = True
-    assert unit.mode == 'checkpoint' and unit.with_cp
 
 
 def test_cifar_resnet_modes():
@@ -170,5 +149,3 @@ def test_cifar_resnet_modes():
         assert relative_error(grads_c[name], grads_p[name]) < 1e-10, name
     with pytest.raises(ValueError, match=r"\('plain', 'checkpoint'\)"):
         CifarResNet(depth=8, mode='reversible')
-    with pytest.warns(DeprecationWarning, match="mode='checkpoint'"):
-        assert CifarResNet(depth=8, with_cp=True).layer3[0].with_cp

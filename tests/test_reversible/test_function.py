@@ -5,8 +5,11 @@ import pytest
 import torch
 from torch import nn
 
+from mmrevode.models.blocks import (HamiltonianBlock, LeapfrogBlock,
+                                    MidpointBlock, RevNetBlock)
 from mmrevode.models.reversible import (ReversibleBlock, ReversibleFunction,
-                                        ReversibleSequence, ShiftStep)
+                                        ReversibleOptions, ReversibleSequence,
+                                        ShiftStep, collect_parameters)
 
 
 class ToyStepFunction(nn.Module):
@@ -139,8 +142,7 @@ def test_everything_frozen_runs_without_the_function():
 
 
 def test_random_steps_replay_their_rng_state():
-    reversible, plain = make_pair(dropout=0.3)
-    reversible.preserve_rng_state = True
+    reversible, plain = make_pair(dropout=0.3)  # replaying is the default
     x = torch.randn(2, 8, 6, 6, dtype=torch.float64)
     weight = torch.randn_like(x)
     torch.manual_seed(1)
@@ -156,15 +158,69 @@ def test_random_steps_replay_their_rng_state():
     assert torch.equal(torch.get_rng_state(), state_after_plain)
 
 
-def test_without_rng_preservation_dropout_gradients_are_wrong():
-    reversible, plain = make_pair(dropout=0.3)
-    x = torch.randn(2, 8, 6, 6, dtype=torch.float64)
+def with_dropout(block, p=0.5):
+    """``block`` with every step function followed by dropout."""
+    for name, fn in list(block.named_children()):
+        setattr(block, name, nn.Sequential(fn, nn.Dropout(p)))
+    return block
+
+
+SCHEMES = {
+    'hamiltonian': lambda index: HamiltonianBlock(8),
+    'midpoint': lambda index: MidpointBlock(8, block_index=index),
+    'leapfrog': lambda index: LeapfrogBlock(8),
+    'revnet': lambda index: RevNetBlock(8, block_index=index),
+}
+
+
+@pytest.mark.parametrize('scheme', sorted(SCHEMES))
+def test_dropout_gets_the_gradients_of_plain_autograd_by_default(scheme):
+    torch.manual_seed(0)
+    reversible = ReversibleSequence(
+        [with_dropout(SCHEMES[scheme](i)) for i in range(3)])
+    reversible = reversible.double().train()
+    plain = copy.deepcopy(reversible)
+    plain.mode = 'plain'
+    x = torch.randn(2, 8, 6, 6, dtype=torch.float64, requires_grad=True)
     weight = torch.randn_like(x)
     torch.manual_seed(1)
-    _, _, grads_p = run_step(plain, x, weight)
+    out_p, grad_x_p, grads_p = run_step(plain, x, weight)
     torch.manual_seed(1)
-    _, _, grads_r = run_step(reversible, x, weight)
-    assert max(relative_error(grads_r[n], grads_p[n]) for n in grads_p) > 1e-3
+    out_r, grad_x_r, grads_r = run_step(reversible, x, weight)
+    torch.testing.assert_close(out_r, out_p)
+    torch.testing.assert_close(grad_x_r, grad_x_p)
+    for name in grads_p:
+        torch.testing.assert_close(grads_r[name], grads_p[name], msg=name)
+    # the draws matter: rebuilt with other draws, the gradients differ
+    reversible.preserve_rng_state = False
+    torch.manual_seed(1)
+    _, grad_x_n, _ = run_step(reversible, x, weight)
+    assert not torch.allclose(grad_x_n, grad_x_p)
+
+
+def saved_by_function(reversible, x, options):
+    a, b = reversible.blocks[0].split(x)
+    steps = [s for blk in reversible.blocks for s in blk.shift_steps()]
+    params, index = collect_parameters(steps)
+    packed = []
+    with torch.autograd.graph.saved_tensors_hooks(
+            lambda t: packed.append(t) or t, lambda t: t):
+        ReversibleFunction.apply(steps, index, options, a, b, *params)
+    return packed
+
+
+def test_only_steps_that_draw_keep_a_generator_state():
+    x = torch.randn(2, 8, 6, 6, dtype=torch.float64, requires_grad=True)
+    # deterministic steps keep nothing but the final pair
+    deterministic, _ = make_pair(num_blocks=4)
+    assert len(saved_by_function(deterministic, x, ReversibleOptions())) == 2
+    # a step with dropout keeps the CPU generator's state before it
+    random, _ = make_pair(num_blocks=4, dropout=0.3)
+    random.blocks[1].fns[0].drop = nn.Identity()  # draws nothing
+    saved = saved_by_function(random, x, ReversibleOptions())
+    assert len(saved) == 2 + 7
+    assert all(t.dtype == torch.uint8 for t in saved[2:])
+    assert len(saved_by_function(random, x, False)) == 2
 
 
 def test_autocast_recompute_matches_forward():

@@ -8,7 +8,7 @@ from mmcv.cnn import build_activation_layer, build_norm_layer
 from torch import Tensor, nn
 
 from ..reversible import (Mode, ReversibleBlock, ReversibleSequence,
-                          legacy_mode, parse_modes)
+                          parse_modes)
 from .defined_backbone import (DefinedBackbone, act_definition,
                                norm_definition)
 from .utils import freeze, parse_out_indices
@@ -94,6 +94,13 @@ class BaseReversibleNet(DefinedBackbone):
             ``['reversible', 'plain', 'plain']``. Every mode has the same
             ``state_dict``, outputs and gradients; see :meth:`set_mode`.
             Defaults to ``'reversible'``.
+        preserve_rng_state (bool): Replay the random generators' states
+            when a unit's backward recomputes its blocks (``'reversible'``
+            and ``'checkpoint'`` modes), so that blocks with dropout or drop
+            path (e.g. through ``block_cfg``) get the gradients of the
+            forward's random draws. Blocks that draw no random numbers cost
+            nothing measurable either way (see :class:`ReversibleSequence`).
+            Defaults to True.
         block_cfg (dict, optional): Extra keyword arguments of every block
             (e.g. ``dict(start='zero')`` for the leapfrog). Defaults to None.
         exact (bool): Exact reversibility: each unit holds its state pair
@@ -106,10 +113,6 @@ class BaseReversibleNet(DefinedBackbone):
             Defaults to False.
         init_cfg (dict | list[dict], optional): Initialisation config.
             Defaults to Kaiming for convolutions, 1 for norm weights.
-        reversible (bool, optional): Deprecated, use ``mode``: True is
-            ``'reversible'``, False ``'plain'``. Defaults to None.
-        with_cp (bool, optional): Deprecated, use ``mode``: with
-            ``reversible=False``, ``'checkpoint'``. Defaults to None.
         check_definition (bool): Refuse a checkpoint trained as another
             network (other ``h``, ``arch``, scheme options, ``act_cfg``,
             norm type, ``stem_type``, ``out_norm``, ``in_channels``) or
@@ -122,7 +125,8 @@ class BaseReversibleNet(DefinedBackbone):
     ``norm_cfg`` (type and ``eps``; every batch norm, synchronised or not,
     counts as ``'BN'``), ``act_cfg`` (without ``inplace``) and ``block_cfg``
     (without ``init_cfg``). Not recorded:
-    ``mode`` (every mode runs the same network), ``out_indices`` (a detector
+    ``mode`` and ``preserve_rng_state`` (they change how the backward is
+    computed, not the network), ``out_indices`` (a detector
     returns more outputs of a backbone pre-trained for classification), and
     what training alone uses (``frozen_stages``, ``norm_eval``, ``init_cfg``).
     A ``Pretrained`` checkpoint may lack or have other ``out_norms`` (the
@@ -149,14 +153,13 @@ class BaseReversibleNet(DefinedBackbone):
                  act_cfg: dict = dict(type='ReLU'),
                  norm_eval: bool = False,
                  mode: Mode = 'reversible',
+                 preserve_rng_state: bool = True,
                  block_cfg: Optional[dict] = None,
                  exact: bool = False,
                  init_cfg=[
                      dict(type='Kaiming', layer=['Conv2d']),
                      dict(type='Constant', val=1, layer=['_BatchNorm'])
                  ],
-                 reversible: Optional[bool] = None,
-                 with_cp: Optional[bool] = None,
                  check_definition: bool = True):
         super().__init__(
             init_cfg=init_cfg, check_definition=check_definition)
@@ -188,13 +191,17 @@ class BaseReversibleNet(DefinedBackbone):
         self.stem_type = stem_type
         self.out_norm = out_norm
         self.norm_eval = norm_eval
-        unit_modes = parse_modes(
-            legacy_mode(mode, reversible, with_cp, name), num_units, name)
+        unit_modes = parse_modes(mode, num_units, name)
         self.stem_stride = 4 if stem_type == 'imagenet' else 1
 
         self.norm_cfg = norm_cfg
         self.act_cfg = act_cfg
         self.block_cfg = dict(block_cfg or {})
+        if not isinstance(preserve_rng_state, bool):
+            raise TypeError(f'{name}: preserve_rng_state must be True or '
+                            f'False, got {preserve_rng_state!r}.')
+        #: Replay random draws in the recompute; not part of the definition.
+        self.preserve_rng_state = preserve_rng_state
         if not isinstance(exact, bool):
             raise TypeError(f'{name}: exact must be True or False, got '
                             f'{exact!r}.')
@@ -266,7 +273,11 @@ class BaseReversibleNet(DefinedBackbone):
                             norm_cfg=self.norm_cfg, act_cfg=self.act_cfg,
                             **self.block_cfg) for index in range(num_blocks)
         ]
-        return ReversibleSequence(blocks, mode=mode, exact=self.exact)
+        return ReversibleSequence(
+            blocks,
+            mode=mode,
+            preserve_rng_state=self.preserve_rng_state,
+            exact=self.exact)
 
     @property
     def mode(self) -> Mode:
@@ -307,16 +318,40 @@ class BaseReversibleNet(DefinedBackbone):
         """
         return self.block_cls(channels, **kwargs)
 
-    def _parse_arch(self, arch) -> dict:
-        name = type(self).__name__
+    # -- the paper's depth count ----------------------------------------------
+    @classmethod
+    def layers_per_block(cls, arch: dict) -> int:
+        """Layers of one block of the parsed ``arch`` in the paper's depth
+        count: :attr:`ReversibleBlock.num_layers` of :attr:`block_cls`."""
+        return cls.block_cls.num_layers
+
+    @classmethod
+    def arch_depth(cls, arch: Union[str, int, dict]) -> int:
+        """Depth of a network of ``arch`` (a preset or a dict, as the
+        ``arch`` argument) as the paper counts it: layers per block
+        (:meth:`layers_per_block`) times the blocks, plus the stem and the
+        classifier."""
+        arch = cls._parse_arch(arch)
+        return cls.layers_per_block(arch) * sum(arch['blocks']) + 2
+
+    @property
+    def depth(self) -> int:
+        """This network's depth as the paper counts it (see
+        :meth:`arch_depth`), from the blocks it has."""
+        return 2 + sum(block.num_layers for unit in self.units
+                       for block in unit.blocks)
+
+    @classmethod
+    def _parse_arch(cls, arch) -> dict:
+        name = cls.__name__
         if isinstance(arch, (str, int)) and not isinstance(arch, bool):
             key = str(arch).lower()
-            if key not in self.arch_settings:
+            if key not in cls.arch_settings:
                 raise ValueError(
                     f'{name}: unknown arch {arch!r}; valid presets are '
-                    f'{sorted(self.arch_settings, key=_natural)}, or pass '
+                    f'{sorted(cls.arch_settings, key=_natural)}, or pass '
                     'dict(blocks=[...], widths=[...]).')
-            return copy.deepcopy(self.arch_settings[key])
+            return copy.deepcopy(cls.arch_settings[key])
         if not isinstance(arch, dict):
             raise TypeError(f'{name}: arch must be a preset name (str or int) '
                             f'or a dict, got {type(arch).__name__}.')
@@ -338,9 +373,9 @@ class BaseReversibleNet(DefinedBackbone):
             raise ValueError(f'{name}: widths must be increasing from unit to '
                              f'unit (channels are zero-padded between '
                              f'units), got {widths}.')
-        if self.pad_groups > 1 and any(w % self.pad_groups for w in widths):
+        if cls.pad_groups > 1 and any(w % cls.pad_groups for w in widths):
             raise ValueError(f'{name}: every width must be divisible by '
-                             f'{self.pad_groups} (the state is split into '
+                             f'{cls.pad_groups} (the state is split into '
                              f'channel halves), got {widths}.')
         return dict(arch, blocks=blocks, widths=widths)
 

@@ -1,19 +1,23 @@
 """The CIFAR ResNets of He et al. (2016): ResNet-20/32/44/56/110."""
+from collections.abc import Mapping
 from typing import Callable, Iterator, Optional, Sequence, Tuple, Union
 
 import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmengine.model import constant_init
+from mmpretrain.models.backbones import ResNet_CIFAR
 from mmpretrain.models.backbones.resnet import BasicBlock
 from mmpretrain.registry import MODELS
 from torch import Tensor, nn
 
-from ..reversible import Mode, legacy_mode, parse_modes
+from ..reversible import Mode, parse_modes
 from .defined_backbone import (DefinedBackbone, act_definition,
                                norm_definition)
-from .utils import freeze, parse_out_indices
+from .utils import parse_out_indices
 
 SHORTCUT_TYPES = ('A', 'B')
+#: The most stages MMPretrain's ResNet builds.
+MAX_STAGES = 4
 
 
 class PadShortcut(nn.Module):
@@ -47,8 +51,33 @@ class PadShortcut(nn.Module):
                 f'stride={self.stride}')
 
 
+class CifarDepths(Mapping):
+    """The ``arch_settings`` of :class:`CifarResNet`, as MMPretrain's
+    ``ResNet`` reads them: ``depth -> (BasicBlock, blocks per stage)`` for
+    every ``depth = 6n + 2`` (``n >= 1`` blocks in each stage). Iterating
+    gives the depths of He et al.'s table."""
+    presets = (20, 32, 44, 56, 110)
+
+    @staticmethod
+    def is_depth(depth) -> bool:
+        """Whether ``depth`` is ``6n + 2`` with ``n >= 1``."""
+        return isinstance(depth, int) and not isinstance(depth, bool) and \
+            depth >= 8 and (depth - 2) % 6 == 0
+
+    def __getitem__(self, depth) -> Tuple[type, Tuple[int, ...]]:
+        if not self.is_depth(depth):
+            raise KeyError(depth)
+        return BasicBlock, ((depth - 2) // 6, ) * MAX_STAGES
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.presets)
+
+    def __len__(self) -> int:
+        return len(self.presets)
+
+
 @MODELS.register_module()
-class CifarResNet(DefinedBackbone):
+class CifarResNet(ResNet_CIFAR, DefinedBackbone):
     """ResNet for CIFAR as in He et al., "Deep Residual Learning for Image
     Recognition" (CVPR 2016), section 4.2.
 
@@ -57,8 +86,11 @@ class CifarResNet(DefinedBackbone):
     :class:`mmpretrain.models.backbones.resnet.BasicBlock`) at 16, 32 and 64
     channels, the first block of stages 2 and 3 with stride 2. The classifier
     head (global average pooling, fully connected) is not part of the
-    backbone. MMPretrain's ``ResNet_CIFAR`` keeps the ImageNet layout
-    (depths 18 to 152, 64-512 channels); this is the thin original.
+    backbone. MMPretrain's ``ResNet_CIFAR``, which this builds on (its stem,
+    stages, ``frozen_stages``, ``norm_eval`` and forward), keeps the
+    ImageNet layout (depths 18 to 152, 64-512 channels); this is the thin
+    original: the depths ``6n + 2`` (:class:`CifarDepths`), its widths, and
+    its shortcuts (:meth:`make_res_layer`).
 
     The shortcut where the shape changes is option A by default, as in He et
     al.'s CIFAR experiments: subsampling plus zero-padded channels, so the
@@ -71,7 +103,7 @@ class CifarResNet(DefinedBackbone):
         in_channels (int): Channels of the input image. Defaults to 3.
         base_channels (int): Channels of the first stage; stage ``i`` has
             ``base_channels * 2**i``. Defaults to 16.
-        num_stages (int): Number of stages. Defaults to 3.
+        num_stages (int): Number of stages, 1 to 4. Defaults to 3.
         shortcut (str): ``'A'`` (zero padding) or ``'B'`` (projection).
             Defaults to ``'A'``.
         out_indices (int | Sequence[int]): Stages whose outputs are
@@ -93,8 +125,6 @@ class CifarResNet(DefinedBackbone):
             Defaults to False.
         init_cfg (dict | list[dict], optional): Initialisation config.
             Defaults to Kaiming for convolutions, 1 for norm weights.
-        with_cp (bool, optional): Deprecated, use ``mode``: True is
-            ``'checkpoint'``. Defaults to None.
         check_definition (bool): Refuse a checkpoint trained as another
             network (see :meth:`definition`) or recording none; False loads
             it into this network with a warning. See
@@ -104,7 +134,8 @@ class CifarResNet(DefinedBackbone):
     The checkpoints record ``type``, ``depth``, ``in_channels``,
     ``base_channels``, ``num_stages``, ``shortcut``, ``norm_cfg`` (type and
     ``eps``) and ``act_cfg`` (without ``inplace``); loading compares them
-    with the network built.
+    with the network built. The weights have the names of MMPretrain's
+    ResNets (``conv1``, ``bn1``, ``layer1.0.conv1``, ...).
 
     Example:
         >>> import torch
@@ -116,10 +147,7 @@ class CifarResNet(DefinedBackbone):
         (2, 32, 16, 16)
         (2, 64, 8, 8)
     """
-    arch_settings = {
-        depth: (depth - 2) // 6
-        for depth in (20, 32, 44, 56, 110)
-    }
+    arch_settings = CifarDepths()
 
     def __init__(self,
                  depth: int,
@@ -138,24 +166,18 @@ class CifarResNet(DefinedBackbone):
                      dict(type='Kaiming', layer=['Conv2d']),
                      dict(type='Constant', val=1, layer=['_BatchNorm'])
                  ],
-                 with_cp: Optional[bool] = None,
                  check_definition: bool = True):
-        super().__init__(
-            init_cfg=init_cfg, check_definition=check_definition)
-        if isinstance(depth, bool) or not isinstance(depth, int) or \
-                depth < 8 or (depth - 2) % 6:
-            raise ValueError('CifarResNet: depth must be 6n + 2 with n >= 1 '
-                             f'(e.g. {sorted(self.arch_settings)}), got '
-                             f'{depth!r}.')
+        self.arch_depth(depth)
         if shortcut not in SHORTCUT_TYPES:
             raise ValueError(f'CifarResNet: shortcut must be one of '
                              f'{SHORTCUT_TYPES}, got {shortcut!r}.')
-        if not isinstance(num_stages, int) or num_stages < 1:
-            raise ValueError('CifarResNet: num_stages must be a positive '
-                             f'int, got {num_stages!r}.')
+        if isinstance(num_stages, bool) or not isinstance(num_stages, int) \
+                or not 1 <= num_stages <= MAX_STAGES:
+            raise ValueError('CifarResNet: num_stages must be an int in '
+                             f'[1, {MAX_STAGES}], got {num_stages!r}.')
         out_indices = parse_out_indices(out_indices, num_stages)
         stage_modes = parse_modes(
-            legacy_mode(mode, None, with_cp, 'CifarResNet', default='plain'),
+            mode,
             num_stages,
             'CifarResNet',
             part='stage',
@@ -164,52 +186,85 @@ class CifarResNet(DefinedBackbone):
                 -1 <= frozen_stages <= num_stages:
             raise ValueError('CifarResNet: frozen_stages must be an int in '
                              f'[-1, {num_stages}], got {frozen_stages!r}.')
-        self.depth = depth
-        self.num_blocks = (depth - 2) // 6
-        self.in_channels = in_channels
-        self.base_channels = base_channels
-        self.num_stages = num_stages
+        # Read by the stem and make_res_layer, which ResNet's constructor
+        # calls.
         self.shortcut = shortcut
-        self.out_indices = out_indices
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
-        self.zero_init_residual = zero_init_residual
-        self.norm_cfg = norm_cfg
         self.act_cfg = act_cfg
+        self.stage_modes = stage_modes
+        super().__init__(
+            depth,
+            in_channels=in_channels,
+            stem_channels=base_channels,
+            base_channels=base_channels,
+            num_stages=num_stages,
+            strides=(1, ) + (2, ) * (num_stages - 1),
+            dilations=(1, ) * num_stages,
+            out_indices=out_indices,
+            frozen_stages=frozen_stages,
+            norm_cfg=norm_cfg,
+            norm_eval=norm_eval,
+            with_cp=all(m == 'checkpoint' for m in stage_modes),
+            zero_init_residual=zero_init_residual,
+            init_cfg=init_cfg)
+        self.check_definition = check_definition
+        self.in_channels = in_channels
+        self.num_blocks = self.stage_blocks[0]
         self.widths = [base_channels * 2**i for i in range(num_stages)]
 
-        self.conv1 = nn.Conv2d(
-            in_channels, base_channels, 3, padding=1, bias=False)
-        self.norm1_name, norm1 = build_norm_layer(
-            norm_cfg, base_channels, postfix=1)
-        self.add_module(self.norm1_name, norm1)
-        self.relu = build_activation_layer(act_cfg)
+    # -- the paper's depth count ----------------------------------------------
+    @classmethod
+    def layers_per_block(cls, arch: Optional[int] = None) -> int:
+        """Layers of a block in the paper's depth count: the two 3x3
+        convolutions of a ``BasicBlock`` (the same for every depth)."""
+        return 2
 
-        self.res_layers = []
-        channels = base_channels
-        for i, width in enumerate(self.widths):
-            stride = 1 if i == 0 else 2
-            blocks = []
-            for j in range(self.num_blocks):
-                block_stride = stride if j == 0 else 1
-                downsample = None
-                if block_stride != 1 or channels != width:
-                    downsample = self._make_shortcut(channels, width,
-                                                     block_stride, norm_cfg)
-                blocks.append(
-                    BasicBlock(
-                        channels,
-                        width,
-                        stride=block_stride,
-                        downsample=downsample,
-                        with_cp=stage_modes[i] == 'checkpoint',
-                        norm_cfg=norm_cfg,
-                        act_cfg=act_cfg))
-                channels = width
-            layer_name = f'layer{i + 1}'
-            self.add_module(layer_name, nn.Sequential(*blocks))
-            self.res_layers.append(layer_name)
-        freeze(self, self._frozen_modules())
+    @classmethod
+    def arch_depth(cls, depth: int) -> int:
+        """The depth of ``CifarResNet(depth)``: ``depth`` itself, checked to
+        be ``6n + 2`` (3 stages of ``n`` blocks of :meth:`layers_per_block`
+        layers, the stem and the classifier)."""
+        if not CifarDepths.is_depth(depth):
+            raise ValueError('CifarResNet: depth must be 6n + 2 with n >= 1 '
+                             f'(e.g. {sorted(cls.arch_settings)}), got '
+                             f'{depth!r}.')
+        return depth
+
+    # -- construction, as ResNet's constructor calls it ---------------------
+    def _make_stem_layer(self, in_channels: int, base_channels: int):
+        """``ResNet_CIFAR``'s stem (3x3 convolution, norm, no pooling) with
+        the activation of ``act_cfg``."""
+        super()._make_stem_layer(in_channels, base_channels)
+        self.relu = build_activation_layer(self.act_cfg)
+
+    def make_res_layer(self, num_blocks: int, in_channels: int,
+                       out_channels: int, stride: int, norm_cfg: dict,
+                       **kwargs) -> nn.Sequential:
+        """One stage: ``num_blocks`` ``BasicBlock`` s, the first with
+        ``stride`` and, where the shape changes, the shortcut of
+        ``shortcut``; checkpointed if the stage's mode is
+        ``'checkpoint'``. The other arguments of MMPretrain's ``ResLayer``
+        (``kwargs``) keep their defaults."""
+        # ResNet names each stage after building it: this is stage
+        # len(self.res_layers).
+        with_cp = self.stage_modes[len(self.res_layers)] == 'checkpoint'
+        blocks = []
+        for index in range(num_blocks):
+            block_stride = stride if index == 0 else 1
+            downsample = None
+            if block_stride != 1 or in_channels != out_channels:
+                downsample = self._make_shortcut(in_channels, out_channels,
+                                                 block_stride, norm_cfg)
+            blocks.append(
+                BasicBlock(
+                    in_channels,
+                    out_channels,
+                    stride=block_stride,
+                    downsample=downsample,
+                    with_cp=with_cp,
+                    norm_cfg=norm_cfg,
+                    act_cfg=self.act_cfg))
+            in_channels = out_channels
+        return nn.Sequential(*blocks)
 
     def _make_shortcut(self, in_channels, out_channels, stride,
                        norm_cfg) -> nn.Module:
@@ -219,10 +274,6 @@ class CifarResNet(DefinedBackbone):
             nn.Conv2d(in_channels, out_channels, 1, stride=stride,
                       bias=False),
             build_norm_layer(norm_cfg, out_channels)[1])
-
-    @property
-    def norm1(self) -> nn.Module:
-        return getattr(self, self.norm1_name)
 
     def definition(self) -> dict:
         """The network besides its weights: ``type``, ``depth``,
@@ -238,6 +289,13 @@ class CifarResNet(DefinedBackbone):
             norm_cfg=norm_definition(self.norm_cfg),
             act_cfg=act_definition(self.act_cfg))
 
+    # -- initialisation and training mode ------------------------------------
+    def init_weights(self):
+        """:meth:`DefinedBackbone.init_weights`: ``init_cfg``, then
+        ``zero_init_residual`` (:meth:`init_own_weights`), then
+        ``Pretrained`` weights, which ``ResNet``'s own would zero again."""
+        DefinedBackbone.init_weights(self)
+
     def init_own_weights(self):
         """``zero_init_residual`` (before ``Pretrained`` weights)."""
         if self.zero_init_residual:
@@ -245,22 +303,13 @@ class CifarResNet(DefinedBackbone):
                 if isinstance(m, BasicBlock):
                     constant_init(m.norm2, 0)
 
-    def _frozen_modules(self) -> list:
-        if self.frozen_stages < 0:
-            return []
-        return [self.conv1, self.norm1] + [
-            getattr(self, name)
-            for name in self.res_layers[:self.frozen_stages]
-        ]
-
     def train(self, mode: bool = True):
+        """``ResNet``'s (``frozen_stages``, ``norm_eval``), returning the
+        module as ``nn.Module.train`` does."""
         super().train(mode)
-        return freeze(self, self._frozen_modules(), mode and self.norm_eval)
+        return self
 
-    def forward_stem(self, x: Tensor) -> Tensor:
-        """The 3x3 convolution, norm and activation before the stages."""
-        return self.relu(self.norm1(self.conv1(x)))
-
+    # -- forward -------------------------------------------------------------
     def iter_units(
         self,
         x: Tensor,
@@ -281,12 +330,8 @@ class CifarResNet(DefinedBackbone):
             stage in turn.
         """
         run_unit = run_unit or (lambda stage, inputs: stage(inputs))
-        x = self.forward_stem(x)
+        x = self.relu(self.norm1(self.conv1(x)))
         for i, layer_name in enumerate(self.res_layers[:num_units]):
             out = run_unit(getattr(self, layer_name), x)
             yield i, getattr(self, layer_name), x, out
             x = out
-
-    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
-        return tuple(out for i, _, _, out in self.iter_units(x)
-                     if i in self.out_indices)

@@ -110,10 +110,20 @@ class DefinedBackbone(BaseBackbone):
 
     def __init__(self, init_cfg=None, check_definition: bool = True):
         super().__init__(init_cfg=init_cfg)
+        self.check_definition = check_definition
+
+    @property
+    def check_definition(self) -> bool:
+        """Whether loading refuses a checkpoint of another network or
+        recording none (else it warns)."""
+        return self._check_definition
+
+    @check_definition.setter
+    def check_definition(self, check_definition: bool):
         if not isinstance(check_definition, bool):
             raise TypeError(f'{type(self).__name__}: check_definition must '
                             f'be a bool, got {check_definition!r}.')
-        self.check_definition = check_definition
+        self._check_definition = check_definition
 
     # -- the definition -------------------------------------------------------
     def definition(self) -> Dict[str, Any]:

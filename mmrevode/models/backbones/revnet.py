@@ -83,6 +83,13 @@ class RevNet(BaseReversibleNet):
             arch=dict(definition['arch'], block_type=self.block_type),
             block_cfg=block_cfg)
 
+    @classmethod
+    def layers_per_block(cls, arch: dict) -> int:
+        """Layers of a block of the arch's ``block_type`` (4 for
+        ``'basic'``, 6 for ``'bottleneck'``, :meth:`RevNetBlock.layers_of`;
+        a ``block_type`` in ``block_cfg`` counts in :attr:`depth`)."""
+        return RevNetBlock.layers_of(arch.get('block_type', 'basic'))
+
     def make_block(self, channels, block_index, **kwargs) -> RevNetBlock:
         """``F`` of a unit's first block starts without norm and activation
         (see :class:`RevNetBlock`); the arch's ``block_type`` applies unless

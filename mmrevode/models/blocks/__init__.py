@@ -1,4 +1,5 @@
 """Reversible blocks, one file per scheme, and the step functions."""
+from .dynamics import right_hand_side
 from .hamiltonian import HamiltonianBlock
 from .layers import AntisymmetricConvLayer, SymmetricConvLayer
 from .leapfrog import LeapfrogBlock
@@ -9,5 +10,5 @@ from .revnet import PreActResidual, RevNetBlock
 __all__ = [
     'AntisymmetricConvLayer', 'ChannelHalvesBlock', 'HamiltonianBlock',
     'LeapfrogBlock', 'MidpointBlock', 'PreActResidual', 'RevNetBlock',
-    'SymmetricConvLayer', 'TwoStateBlock'
+    'SymmetricConvLayer', 'TwoStateBlock', 'right_hand_side'
 ]

@@ -1,7 +1,8 @@
 """Hamiltonian (Verlet) block, Chang et al. 2018, Eq. (7)/(8)."""
-from typing import List, Optional
+from typing import Callable, List, Optional, Tuple
 
 from mmpretrain.registry import MODELS
+from torch import Tensor
 
 from ..reversible import ShiftStep
 from .layers import SymmetricConvLayer
@@ -32,6 +33,7 @@ class HamiltonianBlock(ChannelHalvesBlock):
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
     default_h = 0.1
+    num_layers = 4  # K1, K1^T, K2, K2^T
 
     def build_functions(self, channels: int, norm_cfg: Optional[dict],
                         act_cfg: dict) -> None:
@@ -44,3 +46,8 @@ class HamiltonianBlock(ChannelHalvesBlock):
             ShiftStep(self.f1, 1.0, 0.0, self.h),
             ShiftStep(self.f2, 1.0, 0.0, -self.h)
         ]
+
+    def right_hand_side(self, a: Tensor, b: Tensor
+                        ) -> Tuple[Callable, Tuple[Tensor, ...]]:
+        """``(Y, Z) -> (F1(Z), -F2(Y))`` at ``(Y, Z) = (a, b)``."""
+        return lambda s: (self.f1(s[1]), -self.f2(s[0])), (a, b)

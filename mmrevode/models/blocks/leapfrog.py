@@ -1,5 +1,5 @@
 """Leapfrog block, Chang et al. 2018, Eq. (17)."""
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import torch
 from mmpretrain.registry import MODELS
@@ -41,6 +41,7 @@ class LeapfrogBlock(TwoStateBlock):
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
     default_h = 0.1
+    num_layers = 2  # K, K^T
 
     def __init__(self, *args, start: str = 'rest', **kwargs):
         if start not in LEAPFROG_STARTS:
@@ -61,3 +62,11 @@ class LeapfrogBlock(TwoStateBlock):
         if self.start == 'zero':
             return torch.zeros_like(x), x
         return x, x
+
+    def right_hand_side(self, a: Tensor, b: Tensor
+                        ) -> Tuple[Callable, Tuple[Tensor, ...]]:
+        """``(Y, V) -> (V, -F(Y))`` (``Y'' = -F(Y)`` as a first-order
+        system) at ``Y = Y_j = b`` and the velocity
+        ``V = (Y_j - Y_{j-1}) / h``."""
+        velocity = (b - a) / self.h
+        return lambda s: (s[1], -self.f(s[0])), (b, velocity)

@@ -1,7 +1,9 @@
 """Midpoint block: the two-step explicit midpoint (leapfrog-in-time) rule."""
-from typing import List, Optional
+from typing import Callable, List, Optional, Tuple
 
 from mmpretrain.registry import MODELS
+from torch import Tensor
+
 from ..reversible import ShiftStep
 from .layers import AntisymmetricConvLayer
 from .pairs import TwoStateBlock
@@ -33,6 +35,7 @@ class MidpointBlock(TwoStateBlock):
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
     default_h = 0.1
+    num_layers = 2  # K and K^T (applied as one convolution with K - K^T)
 
     def __init__(self, *args, block_index: int = 0, **kwargs):
         super().__init__(*args, **kwargs)
@@ -46,3 +49,8 @@ class MidpointBlock(TwoStateBlock):
     def shift_steps(self) -> List[ShiftStep]:
         gamma = self.h if self.block_index == 0 else 2 * self.h
         return [ShiftStep(self.f, 1.0, 0.0, gamma)]
+
+    def right_hand_side(self, a: Tensor, b: Tensor
+                        ) -> Tuple[Callable, Tuple[Tensor, ...]]:
+        """``Y -> F(Y)`` at the current state ``Y_j = b``."""
+        return lambda s: (self.f(s[0]), ), (b, )

@@ -1,5 +1,5 @@
 """RevNet block (Gomez et al., NeurIPS 2017), a baseline on the same engine."""
-from typing import List, Optional
+from typing import Callable, List, Optional, Tuple
 
 from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmengine.model import BaseModule
@@ -9,7 +9,9 @@ from torch import Tensor, nn
 from ..reversible import ShiftStep
 from .pairs import ChannelHalvesBlock
 
-REVNET_BLOCK_TYPES = ('basic', 'bottleneck')
+#: Kernel sizes of the convolutions of a residual function, by block type.
+REVNET_KERNELS = {'basic': (3, 3), 'bottleneck': (1, 3, 1)}
+REVNET_BLOCK_TYPES = tuple(REVNET_KERNELS)
 
 
 class PreActResidual(BaseModule):
@@ -49,14 +51,13 @@ class PreActResidual(BaseModule):
         if block_type not in REVNET_BLOCK_TYPES:
             raise ValueError(f'RevNet block_type must be one of '
                              f'{REVNET_BLOCK_TYPES}, got {block_type!r}.')
+        kernels = REVNET_KERNELS[block_type]
         if block_type == 'basic':
-            kernels = [3, 3]
             widths = [channels, channels, channels]
         else:
             if channels < 4:
                 raise ValueError('A bottleneck RevNet function needs at '
                                  f'least 4 channels per half, got {channels}.')
-            kernels = [1, 3, 1]
             widths = [channels, channels // 4, channels // 4, channels]
         self.block_type = block_type
         self.preact = preact
@@ -156,8 +157,28 @@ class RevNetBlock(ChannelHalvesBlock):
             half, self.block_type, norm_cfg, act_cfg, preact=self.f_preact)
         self.g = PreActResidual(half, self.block_type, norm_cfg, act_cfg)
 
+    @staticmethod
+    def layers_of(block_type: str) -> int:
+        """Layers of a block of ``block_type`` in RevNet's depth count: the
+        convolutions of ``F`` and ``G`` (4 for ``'basic'``, 6 for
+        ``'bottleneck'``)."""
+        if block_type not in REVNET_BLOCK_TYPES:
+            raise ValueError(f'RevNet block_type must be one of '
+                             f'{REVNET_BLOCK_TYPES}, got {block_type!r}.')
+        return 2 * len(REVNET_KERNELS[block_type])
+
+    @property
+    def num_layers(self) -> int:
+        """Layers of this block (see :meth:`layers_of`)."""
+        return self.layers_of(self.block_type)
+
     def shift_steps(self) -> List[ShiftStep]:
         return [
             ShiftStep(self.f, 1.0, 0.0, self.h),
             ShiftStep(self.g, 1.0, 0.0, self.h)
         ]
+
+    def right_hand_side(self, a: Tensor, b: Tensor
+                        ) -> Tuple[Callable, Tuple[Tensor, ...]]:
+        """``(x1, x2) -> (F(x2), G(x1))`` at ``(x1, x2) = (a, b)``."""
+        return lambda s: (self.f(s[1]), self.g(s[0])), (a, b)

@@ -1,5 +1,5 @@
 """The interface every reversible block implements."""
-from typing import List, Tuple
+from typing import Callable, List, Tuple
 
 from mmengine.model import BaseModule
 from torch import Tensor
@@ -15,7 +15,15 @@ class ReversibleBlock(BaseModule):
     (:meth:`shift_steps`) and how a unit's input becomes the pair and back
     (:meth:`split`, :meth:`merge`); running them forward, backward and in
     reverse is the engine's job.
+
+    A block also states the facts the measurements need: its number of
+    layers in the paper's depth count (:attr:`num_layers`) and the
+    continuous-time system it discretises (:meth:`right_hand_side`).
     """
+    #: Layers of the block in the paper's depth count: its convolutions,
+    #: ``K`` and ``K^T`` counted apiece (a network of ``n`` blocks and a
+    #: stem and a classifier is ``num_layers * n + 2`` deep).
+    num_layers: int = None
 
     def shift_steps(self) -> List[ShiftStep]:
         """The block's steps, in the order they are applied."""
@@ -38,3 +46,19 @@ class ReversibleBlock(BaseModule):
         for step in reversed(self.shift_steps()):
             a, b = unshift(step, a, b, step.fn(a)), a
         return a, b
+
+    def right_hand_side(self, a: Tensor, b: Tensor
+                        ) -> Tuple[Callable, Tuple[Tensor, ...]]:
+        """The right-hand side of the continuous-time system the block
+        discretises, and the state at which to linearise it.
+
+        Args:
+            a, b (Tensor): The pair the block is given.
+
+        Returns:
+            tuple: ``(rhs, point)``: ``rhs`` maps a tuple of tensors shaped
+            like ``point`` to a tuple of the same shapes (the state's time
+            derivative); ``point`` is the block's input as that state.
+        """
+        raise NotImplementedError(
+            f'{type(self).__name__} states no right-hand side.')

@@ -13,8 +13,7 @@ mode               what the backward needs from the forward
 All modes give the same outputs, gradients, batch-norm statistics and
 ``state_dict``; they differ in memory and time only.
 """
-import warnings
-from typing import List, Optional, Sequence, Union
+from typing import List, Sequence, Union
 
 EXECUTION_MODES = ('reversible', 'plain', 'checkpoint')
 
@@ -60,44 +59,3 @@ def parse_modes(mode: Mode,
             raise ValueError(f'{owner}: mode must be one of {tuple(allowed)}'
                              f' or a list of them; got {value!r}{where}.')
     return modes
-
-
-def legacy_mode(mode: Mode, reversible: Optional[bool],
-                with_cp: Optional[bool], owner: str,
-                default: str = 'reversible') -> Mode:
-    """``mode``, or the mode named by the deprecated ``reversible`` and
-    ``with_cp`` arguments.
-
-    ``reversible=True`` is ``'reversible'`` (whatever ``with_cp``, as it
-    was), ``reversible=False`` is ``'plain'``, and with ``with_cp=True``
-    ``'checkpoint'``. Giving either argument warns; giving one together
-    with a ``mode`` other than ``default`` is an error.
-
-    Args:
-        mode (str | Sequence[str]): The ``mode`` argument.
-        reversible (bool, optional): The deprecated argument, or None.
-        with_cp (bool, optional): The deprecated argument, or None.
-        owner (str): Name of the module, for the messages.
-        default (str): The default of ``mode``. Defaults to
-            ``'reversible'``.
-    """
-    if reversible is None and with_cp is None:
-        return mode
-    given = ', '.join(f'{key}={value!r}' for key, value in (
-        ('reversible', reversible), ('with_cp', with_cp))
-                      if value is not None)
-    if not (isinstance(mode, str) and mode == default):
-        raise ValueError(f'{owner}: give either mode or the deprecated '
-                         f'{given}, not both (mode={mode!r}).')
-    if reversible is None:
-        reversible = default == 'reversible'
-    if reversible:
-        new = 'reversible'
-    else:
-        new = 'checkpoint' if with_cp else 'plain'
-    warnings.warn(
-        f'{owner}: {given} is deprecated; use mode={new!r} (one of '
-        f"{EXECUTION_MODES}, or a list with one per unit).",
-        DeprecationWarning,
-        stacklevel=3)
-    return new

@@ -12,7 +12,7 @@ from .block import ReversibleBlock
 from .fixed_point import RangeGuard, check_exact_step, to_grid
 from .function import (ReversibleFunction, ReversibleOptions,
                        collect_parameters)
-from .modes import Mode, legacy_mode, parse_modes
+from .modes import Mode, parse_modes
 from .probe import RebuildProbe
 from .shift_step import ShiftStep, run_steps
 
@@ -53,12 +53,11 @@ class ReversibleSequence(nn.Module):
             ``'checkpoint'``, or a list with one of them per block.
             Defaults to ``'reversible'``.
         preserve_rng_state (bool): Replay the random generators' states in
-            the backward recompute. Needed only if a block draws random
-            numbers (dropout, drop path). Defaults to False.
-        reversible (bool, optional): Deprecated, use ``mode``: True is
-            ``'reversible'``, False ``'plain'``. Defaults to None.
-        with_cp (bool, optional): Deprecated, use ``mode``: with
-            ``reversible=False``, ``'checkpoint'``. Defaults to None.
+            the backward recompute, so that a block drawing random numbers
+            (dropout, drop path) gets the gradients of the forward's draws.
+            Costs nothing measurable for blocks that draw none: only the
+            states before steps that drew random numbers are kept and
+            replayed. Defaults to True.
         exact (bool): Hold the pair in fixed point so that the backward
             rebuilds it bit for bit (see above). Defaults to False.
     """
@@ -66,16 +65,13 @@ class ReversibleSequence(nn.Module):
     def __init__(self,
                  blocks: Sequence[ReversibleBlock],
                  mode: Mode = 'reversible',
-                 preserve_rng_state: bool = False,
-                 reversible: Optional[bool] = None,
-                 with_cp: Optional[bool] = None,
+                 preserve_rng_state: bool = True,
                  exact: bool = False):
         super().__init__()
         if not blocks:
             raise ValueError('ReversibleSequence needs at least one block.')
         self.blocks = nn.ModuleList(blocks)
-        self.mode = legacy_mode(mode, reversible, with_cp,
-                                'ReversibleSequence')
+        self.mode = mode
         self.preserve_rng_state = preserve_rng_state
         self.exact = exact
         self._probe: Optional[RebuildProbe] = None
@@ -116,27 +112,6 @@ class ReversibleSequence(nn.Module):
     def mode(self, mode: Mode):
         self.block_modes = parse_modes(mode, len(self.blocks),
                                        'ReversibleSequence', part='block')
-
-    @property
-    def reversible(self) -> bool:
-        """Deprecated: whether every block is reversible."""
-        return self.mode == 'reversible'
-
-    @reversible.setter
-    def reversible(self, reversible: bool):
-        self.mode = legacy_mode('reversible', bool(reversible), None,
-                                'ReversibleSequence')
-
-    @property
-    def with_cp(self) -> bool:
-        """Deprecated: whether every block is checkpointed."""
-        return self.mode == 'checkpoint'
-
-    @with_cp.setter
-    def with_cp(self, with_cp: bool):
-        if not self.reversible:
-            self.mode = legacy_mode('reversible', False, bool(with_cp),
-                                    'ReversibleSequence')
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dtype in (torch.float16, torch.bfloat16) and \
