@@ -17,8 +17,14 @@ Example::
         MidpointNet:62 LeapfrogNet:62 --batch-size 32
 """
 import sys
+import warnings
 
 import torch
+
+# MMCV without compiled ops (the classification install) warns on import
+with warnings.catch_warnings():
+    warnings.filterwarnings('ignore', 'Fail to import ``MultiScaleDeformable')
+    import mmrevode  # noqa: F401
 
 from mmrevode.analysis import AMP_METRICS, worst_amp_drift
 from mmrevode.analysis import cli

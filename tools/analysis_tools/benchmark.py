@@ -57,9 +57,15 @@ Examples::
         --backbone-options frozen_stages=1
 """
 import os
+import warnings
 from typing import Dict, List, Optional, Sequence
 
 import torch
+
+# MMCV without compiled ops (the classification install) warns on import
+with warnings.catch_warnings():
+    warnings.filterwarnings('ignore', 'Fail to import ``MultiScaleDeformable')
+    import mmrevode  # noqa: F401
 
 from mmrevode.analysis import MODES, machine_info, run_benchmark
 from mmrevode.analysis.models import EXACT_MODES

@@ -29,7 +29,13 @@ Examples::
 """
 import os
 import sys
+import warnings
 from typing import List, Sequence
+
+# MMCV without compiled ops (the classification install) warns on import
+with warnings.catch_warnings():
+    warnings.filterwarnings('ignore', 'Fail to import ``MultiScaleDeformable')
+    import mmrevode  # noqa: F401
 
 from mmrevode.analysis import (BudgetError, calibrate, cfg_option,
                                format_bytes, machine_info, measure_plans,

@@ -21,7 +21,13 @@ Example::
         --out-dir docs/figures --name reconstruction_error
 """
 import math
+import warnings
 from typing import Dict, List, Optional, Sequence
+
+# MMCV without compiled ops (the classification install) warns on import
+with warnings.catch_warnings():
+    warnings.filterwarnings('ignore', 'Fail to import ``MultiScaleDeformable')
+    import mmrevode  # noqa: F401
 
 from mmrevode.analysis import run_reconstruction
 from mmrevode.analysis import cli

@@ -33,10 +33,16 @@ model exactly.
 import argparse
 import os.path as osp
 import sys
+import warnings
 from typing import Dict, Optional, Sequence
 
 import numpy as np
 import torch
+
+# MMCV without compiled ops (the classification install) warns on import
+with warnings.catch_warnings():
+    warnings.filterwarnings('ignore', 'Fail to import ``MultiScaleDeformable')
+    import mmrevode  # noqa: F401
 
 from mmrevode.analysis import analyse_stability, build_backbone, model_spec
 from mmrevode.analysis import cli
