@@ -40,13 +40,16 @@ def load_fitting_checkpoint(model: nn.Module, path: str) -> dict:
     Returns:
         dict: The loaded checkpoint (``meta`` and the rest).
     """
-    from mmengine.runner.checkpoint import (_load_checkpoint,
-                                            _load_checkpoint_to_model)
+    from mmengine.runner.checkpoint import CheckpointLoader, load_state_dict
 
     from mmrevode.engine import check_checkpoint_fits
-    checkpoint = _load_checkpoint(path, map_location='cpu')
+
+    # MMEngine's registered loader for the path: the safe one for local
+    # files and URLs (mmrevode.engine.install_checkpoint_loaders)
+    checkpoint = CheckpointLoader.load_checkpoint(path, map_location='cpu')
     check_checkpoint_fits(model, checkpoint, path)
-    _load_checkpoint_to_model(model, checkpoint)
+    load_state_dict(model, checkpoint.get('state_dict', checkpoint),
+                    strict=True)
     return checkpoint
 
 
