@@ -42,9 +42,15 @@ def test_digits_config_trains_and_tests_to_97_percent(scheme, exact,
                          log=tmp_path / f'train{seed}.log')
         for seed in SEEDS
     }
-    for seed, run in runs.items():
-        assert run.wait(timeout=900) == 0, \
-            (tmp_path / f'train{seed}.log').read_text()[-6000:]
+    try:
+        for seed, run in runs.items():
+            assert run.wait(timeout=900) == 0, \
+                (tmp_path / f'train{seed}.log').read_text()[-6000:]
+    finally:  # no run left behind by a failure
+        for run in runs.values():
+            if run.poll() is None:
+                run.kill()
+                run.wait()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime + after.ru_stime -
            before.ru_stime) / len(SEEDS)
