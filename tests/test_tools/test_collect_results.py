@@ -5,8 +5,9 @@ drawn seed), two of 2 epochs (seeds 0 and 1; seed 0's is the shared
 ``tiny_run``), one of 1 epoch with another step size h; and three that must
 be left out: a diverged run, a run killed in its second epoch (its files as
 the kill left them) and a folder without logs. The runs train side by side,
-one thread each. The table pools runs only within an experiment, counts seed 0's second
-run as a repeat and not as a seed, and names what it left out and why.
+one thread each. The table pools runs only within an experiment, counts
+seed 0's second run as a repeat and not as a seed, and names what it left
+out and why.
 """
 import json
 import shutil

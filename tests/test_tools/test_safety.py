@@ -20,7 +20,7 @@ import time
 import pytest
 import torch
 from tool_utils import (REPO, TINY_ARCH, WritesFile, assert_main_error,
-                        output, run_main, run_tool, state_dict, tiny_config)
+                        output, run_main, state_dict, tiny_config)
 
 
 def crafted_checkpoint(path, marker, real=None):
@@ -30,13 +30,6 @@ def crafted_checkpoint(path, marker, real=None):
     checkpoint['meta']['note'] = WritesFile(marker)
     torch.save(checkpoint, path)
     return str(path)
-
-
-def assert_one_line_error(result, *phrases):
-    assert result.returncode == 1, output(result)
-    assert 'Traceback' not in result.stderr, output(result)
-    for phrase in phrases:
-        assert phrase in result.stderr, output(result)
 
 
 def main_error(capsys, tool, *args):
