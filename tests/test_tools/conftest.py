@@ -1,12 +1,39 @@
-"""Fixtures of the end-to-end tool tests (helpers in tool_utils.py)."""
+"""Fixtures of the end-to-end tool tests (helpers in tool_utils.py).
+
+``tiny_run`` is the one trained work directory that the tool tests share:
+tests that only read it take it as is, tests that change it take a copy
+(``tiny_run_copy``).
+"""
+import shutil
+from collections import namedtuple
+
 import numpy as np
 import pytest
+import torch
 from tool_utils import images, output, run_tool, tiny_config
 
 from mmrevode.datasets import write_cifar10
+from mmrevode.engine import trust_checkpoints
+
+#: A trained work directory: the config, the directory, what train.py
+#: printed (stdout and stderr).
+TinyRun = namedtuple('TinyRun', 'config work_dir log')
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(autouse=True)
+def process_settings_restored():
+    """Undo what a tool's ``main`` run in this process leaves set: the
+    deterministic algorithms of ``randomness``, the thread count and the
+    process-wide ``--trust-checkpoint``."""
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    threads = torch.get_num_threads()
+    yield
+    torch.use_deterministic_algorithms(deterministic)
+    torch.set_num_threads(threads)
+    trust_checkpoints(False)
+
+
+@pytest.fixture(scope='session')
 def cifar_root(tmp_path_factory):
     """A generated CIFAR-10 folder: 40 training and 20 test images."""
     root = str(tmp_path_factory.mktemp('cifar10'))
@@ -17,23 +44,32 @@ def cifar_root(tmp_path_factory):
 
 
 @pytest.fixture(scope='session')
-def tiny_cifar_run(tmp_path_factory):
-    """One epoch of a tiny Hamiltonian network on generated CIFAR-10 data,
-    through tools/train.py. Returns ``(config, checkpoint)``."""
-    root = tmp_path_factory.mktemp('tiny_cifar_run')
-    rng = np.random.default_rng(0)
-    data = images(rng, 40, 32)
-    write_cifar10(
-        str(root / 'data'), data, np.arange(40) % 10, data[:20],
-        np.arange(20) % 10)
-    config = tiny_config(
-        root / 'tiny.py',
-        'hamiltonian_cifar10.py',
-        str(root / 'data'),
-        extra='train_cfg = dict(max_epochs=1)')
-    result = run_tool('train.py', config, '--work-dir', root / 'work')
+def tiny_run(tmp_path_factory, cifar_root):
+    """Two epochs of a tiny Hamiltonian network (``tiny_config``: seed 0,
+    deterministic) on ``cifar_root`` through tools/train.py, in a process
+    of its own. Read only: take ``tiny_run_copy`` to change it."""
+    root = tmp_path_factory.mktemp('tiny_run')
+    config = tiny_config(root / 'tiny.py', 'hamiltonian_cifar10.py',
+                         cifar_root)
+    work_dir = root / 'work'
+    result = run_tool('train.py', config, '--work-dir', work_dir)
     assert result.returncode == 0, output(result)
-    return config, root / 'work' / 'epoch_1.pth'
+    return TinyRun(config, work_dir, result.stdout + result.stderr)
+
+
+@pytest.fixture
+def tiny_run_copy(tiny_run, tmp_path):
+    """A copy of ``tiny_run``'s work directory (``tmp_path / 'work'``), to
+    change."""
+    work_dir = tmp_path / 'work'
+    shutil.copytree(tiny_run.work_dir, work_dir)
+    return TinyRun(tiny_run.config, work_dir, tiny_run.log)
+
+
+@pytest.fixture(scope='session')
+def tiny_cifar_run(tiny_run):
+    """``(config, checkpoint)`` of ``tiny_run``: its last epoch."""
+    return tiny_run.config, tiny_run.work_dir / 'epoch_2.pth'
 
 
 @pytest.fixture(scope='session')

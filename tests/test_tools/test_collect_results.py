@@ -1,11 +1,13 @@
 """tools/analysis_tools/collect_results.py over real runs of tools/train.py.
 
 Six finished runs of one tiny config: three of 1 epoch (seed 0 twice, one
-drawn seed), two of 2 epochs (seeds 0 and 1), one of 1 epoch with another
-step size h; and three that must be left out: a diverged run, a run killed
-in its second epoch (its files as the kill left them) and a folder without
-logs. The table pools runs only within an experiment, counts seed 0's second
-run as a repeat and not as a seed, and names what it left out and why.
+drawn seed), two of 2 epochs (seeds 0 and 1; seed 0's is the shared
+``tiny_run``), one of 1 epoch with another step size h; and three that must
+be left out: a diverged run, a run killed in its second epoch (its files as
+the kill left them) and a folder without logs. The runs train side by side,
+one thread each. The table pools runs only within an experiment, counts
+seed 0's second run as a repeat and not as a seed, and names what it left
+out and why.
 """
 import json
 import shutil
@@ -13,7 +15,7 @@ import statistics
 
 import pytest
 import torch
-from tool_utils import output, run_tool, tiny_config, tool_main
+from tool_utils import start_tool, tiny_config, tool_main
 
 from mmrevode.utils.results import read_run
 
@@ -40,20 +42,30 @@ def final(work_dir):
 
 
 @pytest.fixture(scope='module')
-def runs(tmp_path_factory, cifar_root):
+def runs(tmp_path_factory, cifar_root, tiny_run):
     root = tmp_path_factory.mktemp('runs')
     config = tiny_config(root / 'tiny.py', 'hamiltonian_cifar10.py',
                          cifar_root)
+    # the shared run is a run of this very config: its text, seed 0
+    with open(tiny_run.config) as f:
+        assert f.read() == (root / 'tiny.py').read_text()
     work = root / 'work'
-    for name, options in RUNS.items():
-        args = ['--cfg-options'] + options if options else []
-        result = run_tool('train.py', config, '--work-dir', work / name,
-                          *args)
-        assert result.returncode == 0, output(result)
+    shutil.copytree(tiny_run.work_dir, work / 'e2_seed0')
     diverging = tiny_config(root / 'diverging.py', 'hamiltonian_cifar10.py',
                             cifar_root, extra=DIVERGING)
-    result = run_tool('train.py', diverging, '--work-dir', work / 'diverged')
-    assert result.returncode == 1, output(result)
+    started = {
+        name: start_tool('train.py', config, '--work-dir', work / name,
+                         *(['--cfg-options'] + options if options else []),
+                         log=root / f'{name}.log')
+        for name, options in RUNS.items() if name != 'e2_seed0'
+    }
+    started['diverged'] = start_tool('train.py', diverging, '--work-dir',
+                                     work / 'diverged',
+                                     log=root / 'diverged.log')
+    for name, process in started.items():
+        expected = 1 if name == 'diverged' else 0
+        assert process.wait(timeout=900) == expected, \
+            (root / f'{name}.log').read_text()[-6000:]
     # killed in epoch 2: the second validation never logged, the start's
     # record still says running
     killed = work / 'killed'

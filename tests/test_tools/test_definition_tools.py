@@ -10,31 +10,39 @@ import mmcv
 import numpy as np
 import pytest
 import torch
-from tool_utils import load_script, tiny_config
+from tool_utils import (error_line, load_script, tiny_config,
+                        wait_for_a_new_run_name)
 
 from mmrevode.engine import load_from_local
 
 DEFINITION = 'backbone._extra_state'
 
 
+class Script:
+    """A script loaded as a module: its ``main`` run in this process (in a
+    second of its own, see ``wait_for_a_new_run_name``) and its names."""
+
+    def __init__(self, path):
+        self.module = load_script(path)
+
+    def main(self, argv):
+        wait_for_a_new_run_name()
+        return self.module.main(argv)
+
+    def __getattr__(self, name):
+        return getattr(self.module, name)
+
+
 @pytest.fixture(scope='module')
 def scripts():
     return {
-        name: load_script(path)
+        name: Script(path)
         for name, path in (('test', 'tools/test.py'),
                            ('convert',
                             'tools/model_converters/add_definition.py'),
                            ('demo', 'demo/image_demo.py'),
                            ('onnx', 'tools/deployment/pytorch2onnx.py'))
     }
-
-
-def error_line(err):
-    """The one ``Error:`` line of a tool, checking there is no other."""
-    assert 'Traceback' not in err, err
-    lines = [line for line in err.splitlines() if line.startswith('Error:')]
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 def metrics(out):

@@ -11,7 +11,7 @@ import os.path as osp
 import resource
 
 import pytest
-from tool_utils import REPO, output, run_tool, start_tool
+from tool_utils import REPO, run_main, start_tool
 
 pytest.importorskip('sklearn')
 
@@ -27,7 +27,8 @@ def test_digits_config_trains_and_tests_to_97_percent(scheme, exact,
                                                        tmp_path):
     """Exact mode (fixed-point pairs) runs for one scheme here, to keep the
     suite's time down; docs/engine.md has all three, measured with the
-    same commands."""
+    same commands. The training runs are tools/train.py in processes of
+    their own; the tests, its ``main`` in this process."""
     config = osp.join(REPO, 'configs', 'revode', f'{scheme}_digits.py')
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     # exact mode (fixed-point pairs): the backbone's exact=True, set in
@@ -41,9 +42,15 @@ def test_digits_config_trains_and_tests_to_97_percent(scheme, exact,
                          log=tmp_path / f'train{seed}.log')
         for seed in SEEDS
     }
-    for seed, run in runs.items():
-        assert run.wait(timeout=900) == 0, \
-            (tmp_path / f'train{seed}.log').read_text()[-6000:]
+    try:
+        for seed, run in runs.items():
+            assert run.wait(timeout=900) == 0, \
+                (tmp_path / f'train{seed}.log').read_text()[-6000:]
+    finally:  # no run left behind by a failure
+        for run in runs.values():
+            if run.poll() is None:
+                run.kill()
+                run.wait()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime + after.ru_stime -
            before.ru_stime) / len(SEEDS)
@@ -51,13 +58,13 @@ def test_digits_config_trains_and_tests_to_97_percent(scheme, exact,
     accuracies = {}
     for seed in SEEDS:
         metrics_file = tmp_path / f'metrics{seed}.json'
-        result = run_tool('test.py', config,
-                          tmp_path / f'seed{seed}' / 'epoch_15.pth',
-                          '--work-dir', tmp_path / f'test{seed}', '--out',
-                          metrics_file, '--out-item', 'metrics',
-                          *(['--cfg-options', *exact_options]
-                            if exact else []))
-        assert result.returncode == 0, output(result)
+        # tools/test.py's main in this process
+        assert run_main('test.py', config,
+                        tmp_path / f'seed{seed}' / 'epoch_15.pth',
+                        '--work-dir', tmp_path / f'test{seed}', '--out',
+                        metrics_file, '--out-item', 'metrics',
+                        *(['--cfg-options', *exact_options]
+                          if exact else [])) == 0
         with open(metrics_file) as f:
             accuracies[seed] = json.load(f)['accuracy/top1']
     print(f'{scheme}{" (exact)" if exact else ""}: test accuracy per seed '

@@ -1,4 +1,5 @@
-"""tools/analysis_tools/get_flops.py prints MMPretrain's tables."""
+"""tools/analysis_tools/get_flops.py prints MMPretrain's tables (its
+``main`` in this process; an argument error in a process of its own)."""
 import os.path as osp
 import re
 
@@ -6,7 +7,7 @@ import pytest
 import torch
 from mmengine.analysis import FlopAnalyzer, parameter_count
 from mmengine.analysis.print_helper import _format_size
-from tool_utils import REPO, output, run_tool
+from tool_utils import REPO, run_main, run_tool
 
 from mmrevode.utils.tools import build_from_config
 
@@ -15,12 +16,11 @@ CONFIGS = ['hamiltonian_cifar10.py', 'midpoint_cifar10.py',
 
 
 @pytest.mark.parametrize('config', CONFIGS)
-def test_totals_and_table(config):
+def test_totals_and_table(config, capsys):
     path = osp.join(REPO, 'configs', 'revode', config)
-    result = run_tool('analysis_tools/get_flops.py', path, '--shape', 32, 32,
-                      '--no-arch')
-    assert result.returncode == 0, output(result)
-    out = result.stdout
+    assert run_main('analysis_tools/get_flops.py', path, '--shape', 32, 32,
+                    '--no-arch') == 0
+    out = capsys.readouterr().out
     assert 'Input shape: (3, 32, 32)' in out
     flops = re.search(r'^Flops: (\S+)$', out, re.M).group(1)
     params = re.search(r'^Params: (\S+)$', out, re.M).group(1)
@@ -37,14 +37,14 @@ def test_totals_and_table(config):
     assert re.search(r'^\|\s+backbone\.\w+', out, re.M)
 
 
-def test_arch_and_depth():
+def test_arch_and_depth(capsys):
     path = osp.join(REPO, 'configs', 'revode', 'hamiltonian_digits.py')
-    result = run_tool('analysis_tools/get_flops.py', path, '--shape', 32,
-                      '--max-depth', 1, '--with-head')
-    assert result.returncode == 0, output(result)
+    assert run_main('analysis_tools/get_flops.py', path, '--shape', 32,
+                    '--max-depth', 1, '--with-head') == 0
+    out = capsys.readouterr().out
     # the model printed with the counts of every module
-    assert 'HamiltonianNet(' in result.stdout
-    table = result.stdout[result.stdout.index('| module'):]
+    assert 'HamiltonianNet(' in out
+    table = out[out.index('| module'):]
     assert 'backbone.units' not in table
     assert re.search(r'^\|\s+head\.fc\s.*\|\s+0.64K\s', table, re.M)
 

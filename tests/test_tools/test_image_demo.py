@@ -9,7 +9,7 @@ import mmcv
 import numpy as np
 import pytest
 import torch
-from tool_utils import REPO, output
+from tool_utils import REPO, run_main
 
 from mmrevode.datasets.cifar import CheckedCIFAR10
 
@@ -38,15 +38,17 @@ def image_file(tmp_path):
 
 @pytest.mark.slow
 def test_demo_prints_topk_and_draws_the_prediction(tiny_cifar_run,
-                                                   image_file, tmp_path):
+                                                   image_file, tmp_path,
+                                                   capsys):
     config, checkpoint = tiny_cifar_run
     path, image = image_file
-    result = run_demo(path, config, '--checkpoint', checkpoint, '--topk', 3,
-                      '--show-dir', tmp_path / 'shown')
-    assert result.returncode == 0, output(result)
+    assert run_main('demo/image_demo.py', path, config, '--checkpoint',
+                    checkpoint, '--topk', 3, '--show-dir',
+                    tmp_path / 'shown') == 0
+    stdout = capsys.readouterr().out
     lines = re.findall(r'^\s+(\d)\. (\w+) \(class (\d+)\): ([\d.]+)$',
-                       result.stdout, re.M)
-    assert [int(rank) for rank, *_ in lines] == [1, 2, 3], result.stdout
+                       stdout, re.M)
+    assert [int(rank) for rank, *_ in lines] == [1, 2, 3], stdout
     classes = CheckedCIFAR10.METAINFO['classes']
     for _, name, label, _ in lines:
         assert name == classes[int(label)]
@@ -69,6 +71,7 @@ def test_demo_prints_topk_and_draws_the_prediction(tiny_cifar_run,
 
 
 def test_missing_image_is_one_clear_message(tmp_path):
+    """In a process of its own: the exit status and no traceback."""
     result = run_demo(tmp_path / 'none.png',
                       osp.join(REPO, 'configs', 'revode',
                                'hamiltonian_digits.py'), '--random-weights')

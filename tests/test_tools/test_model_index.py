@@ -6,7 +6,7 @@ import mmcv
 import numpy as np
 import pytest
 import yaml
-from tool_utils import REPO, output, run_tool
+from tool_utils import REPO, run_main
 
 import mmrevode  # noqa: F401  (registers the model index)
 from mmrevode.utils.model_index import find_model_index, register_model_index
@@ -69,16 +69,17 @@ def test_get_model_builds_each_family(family):
 
 
 @pytest.mark.slow
-def test_inference_model_gives_the_prediction_of_test_py(digits_run, tmp_path):
+def test_inference_model_gives_the_prediction_of_test_py(digits_run, tmp_path,
+                                                         capsys):
     from mmengine.fileio import load
     from mmpretrain import ImageClassificationInferencer, inference_model
 
     from mmrevode.datasets import Digits
     config, checkpoint, _ = digits_run
     predictions = tmp_path / 'predictions.pkl'
-    result = run_tool('test.py', config, checkpoint, '--work-dir',
-                      tmp_path / 'test', '--out', predictions)
-    assert result.returncode == 0, output(result)
+    assert run_main('test.py', config, checkpoint, '--work-dir',
+                    tmp_path / 'test', '--out', predictions) == 0, \
+        capsys.readouterr().err
     predicted = load(str(predictions))
     expected = [int(p['pred_label'][0]) for p in predicted]
 

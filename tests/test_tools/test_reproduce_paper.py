@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 import pytest
-from tool_utils import REPO, output, run_tool
+from tool_utils import REPO, assert_main_error, output, run_main, run_tool
 
 from mmrevode.datasets import write_cifar10
 from mmrevode.utils.paper import PAPER_EXPERIMENTS, plan_runs
@@ -25,14 +25,14 @@ def test_every_listed_config_exists():
             assert osp.isfile(path), (group, path)
 
 
-def test_dry_run_lists_the_paper_runs(tmp_path):
-    result = run_tool('reproduce_paper.py', '--gpus', 4, '--dry-run',
-                      '--work-root', tmp_path)
-    assert result.returncode == 0, output(result)
-    commands = [line for line in result.stdout.splitlines()
+def test_dry_run_lists_the_paper_runs(tmp_path, capsys):
+    assert run_main('reproduce_paper.py', '--gpus', 4, '--dry-run',
+                    '--work-root', tmp_path) == 0
+    stdout = capsys.readouterr().out
+    commands = [line for line in stdout.splitlines()
                 if 'dist_train.sh' in line]
     assert len(commands) == 33
-    assert '33 runs, 0 finished already, 33 to run' in result.stdout
+    assert '33 runs, 0 finished already, 33 to run' in stdout
     for scheme in ('hamiltonian', 'midpoint', 'leapfrog'):
         for data in ('cifar10', 'cifar100', 'stl10'):
             assert any(f'/{scheme}_{data}.py 4 ' in c for c in commands)
@@ -45,12 +45,12 @@ def test_dry_run_lists_the_paper_runs(tmp_path):
     assert not glob.glob(str(tmp_path / '*'))  # nothing ran
 
 
-def test_launcher_none_needs_no_gpus(tmp_path):
-    result = run_tool('reproduce_paper.py', '--launcher', 'none',
-                      '--dry-run', '--only', 'hamiltonian_cifar10$',
-                      '--work-root', tmp_path)
-    assert result.returncode == 0, output(result)
-    assert 'tools/train.py' in result.stdout
+def test_launcher_none_needs_no_gpus(tmp_path, capsys):
+    assert run_main('reproduce_paper.py', '--launcher', 'none', '--dry-run',
+                    '--only', 'hamiltonian_cifar10$', '--work-root',
+                    tmp_path) == 0
+    assert 'tools/train.py' in capsys.readouterr().out
+    # in a process of its own: the exit status of an argument error
     result = run_tool('reproduce_paper.py', '--dry-run', '--work-root',
                       tmp_path)
     assert result.returncode == 2
@@ -130,7 +130,7 @@ def logged_final(work_dir):
 
 
 @pytest.mark.slow
-def test_tiny_reproduction_and_results(tmp_path):
+def test_tiny_reproduction_and_results(tmp_path, capsys):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
     write_cifar10(str(tmp_path / 'data'), images, np.arange(40) % 10,
@@ -172,26 +172,28 @@ def test_tiny_reproduction_and_results(tmp_path):
     assert figure.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 
     # launched again: everything is finished, nothing runs
-    result = run_tool(*args, '--no-collect')
-    assert result.returncode == 0, output(result)
-    assert '4 runs, 4 finished already, 0 to run' in result.stdout
-    assert 'start ' not in result.stdout
+    capsys.readouterr()
+    assert run_main(*args, '--no-collect') == 0
+    stdout = capsys.readouterr().out
+    assert '4 runs, 4 finished already, 0 to run' in stdout
+    assert 'start ' not in stdout
 
     # collect_results.py on the work dirs themselves
-    result = run_tool('analysis_tools/collect_results.py',
-                      work / 'hamiltonian_cifar10', work / 'fewer_data',
-                      '--out-dir', tmp_path / 'collected')
-    assert result.returncode == 0, output(result)
-    assert '3 runs' in result.stdout
+    assert run_main('analysis_tools/collect_results.py',
+                    work / 'hamiltonian_cifar10', work / 'fewer_data',
+                    '--out-dir', tmp_path / 'collected') == 0
+    assert '3 runs' in capsys.readouterr().out
     assert osp.isfile(tmp_path / 'collected' / 'fewer_data.png')
 
 
-def test_collect_results_without_runs_is_one_clear_message(tmp_path):
+def test_collect_results_without_runs_is_one_clear_message(tmp_path,
+                                                           capsys):
+    # in a process of its own: the exit status and no traceback
     result = run_tool('analysis_tools/collect_results.py', tmp_path)
     assert result.returncode == 1
+    assert 'Traceback' not in result.stderr, output(result)
     assert 'Error: no finished run with a logged validation' in \
         result.stderr
-    result = run_tool('analysis_tools/collect_results.py',
+    status = run_main('analysis_tools/collect_results.py',
                       tmp_path / 'missing')
-    assert result.returncode == 1
-    assert 'is not a folder' in result.stderr
+    assert_main_error(status, capsys.readouterr().err, 'is not a folder')

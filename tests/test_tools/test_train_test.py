@@ -1,19 +1,23 @@
 """tools/train.py and tools/test.py end to end, on data in the real formats.
 
-The tools run in subprocesses with tiny models (one block per unit) and
-``num_workers=0`` (two workers where resumption is checked). They get one
-thread each (``OMP_NUM_THREADS=1``): with batches this small a second thread
-gains nothing, and on a busy machine oversubscribed threads slow torch down
-many times.
+The tools run with tiny models (one block per unit) and ``num_workers=0``
+(two workers where resumption is checked): in subprocesses where a process
+of their own matters (the exit status and output of an error, resumption in
+a new process, compilation), else through their ``main(argv)`` in this
+process. Subprocesses get one thread each (``OMP_NUM_THREADS=1``): with
+batches this small a second thread gains nothing, and on a busy machine
+oversubscribed threads slow torch down many times.
 """
 import json
 import os
 import os.path as osp
+import pickle
 
 import numpy as np
 import pytest
 import torch
-from tool_utils import REPO, images, output, run_tool, state_dict, tiny_config
+from tool_utils import (REPO, assert_main_error, images, output, run_main,
+                        run_tool, state_dict, tiny_config)
 
 from mmrevode.datasets import write_stl10
 
@@ -46,7 +50,8 @@ def test_missing_data_is_one_clear_message(tmp_path):
         in result.stderr
 
 
-def test_unreadable_checkpoint_is_one_clear_message(tmp_path, cifar_root):
+def test_unreadable_checkpoint_is_one_clear_message(tmp_path, cifar_root,
+                                                    capsys):
     config = tiny_config(tmp_path / 'tiny.py', 'hamiltonian_cifar10.py',
                          cifar_root)
     broken = tmp_path / 'epoch_1.pth'
@@ -57,29 +62,32 @@ def test_unreadable_checkpoint_is_one_clear_message(tmp_path, cifar_root):
     assert 'Traceback' not in result.stderr, output(result)
     assert f'Error: The checkpoint {broken}' in result.stderr
     assert 'truncated, corrupt' in result.stderr
-    result = run_tool('test.py', config, tmp_path / 'missing.pth',
+    status = run_main('test.py', config, tmp_path / 'missing.pth',
                       '--work-dir', tmp_path / 'work')
-    assert result.returncode == 1, output(result)
-    assert 'does not exist' in result.stderr and 'Traceback' not in \
-        result.stderr
+    assert_main_error(status, capsys.readouterr().err, 'does not exist')
 
 
 # -- train, then test the checkpoint ------------------------------------------
-@pytest.fixture(scope='module')
-def straight_run(tmp_path_factory, cifar_root):
-    """Two epochs of the tiny CIFAR-10 Hamiltonian network, in one go."""
-    tmp_path = tmp_path_factory.mktemp('straight')
-    config = tiny_config(tmp_path / 'tiny.py', 'hamiltonian_cifar10.py',
-                         cifar_root)
-    work_dir = tmp_path / 'work'
-    result = run_tool('train.py', config, '--work-dir', work_dir)
-    assert result.returncode == 0, output(result)
-    return config, work_dir
+def top1_of_checkpoint(config, checkpoint, data_root):
+    """Top-1 accuracy (%) of ``checkpoint`` on the test batch of
+    ``data_root``, computed here: the batch file read directly, the model
+    run in PyTorch."""
+    from mmpretrain.apis import get_model
+    with open(osp.join(data_root, 'cifar-10-batches-py', 'test_batch'),
+              'rb') as f:
+        batch = pickle.load(f)  # written by the cifar_root fixture
+    inputs = torch.from_numpy(batch['data'].reshape(-1, 3, 32, 32))
+    labels = torch.tensor(batch['labels'])
+    model = get_model(str(config), pretrained=str(checkpoint)).eval()
+    with torch.no_grad():
+        data = model.data_preprocessor(dict(inputs=list(inputs)), False)
+        predicted = model(data['inputs'], mode='tensor').argmax(dim=1)
+    return 100.0 * (predicted == labels).float().mean().item()
 
 
 @pytest.mark.slow
-def test_train_and_test_cifar10(straight_run, tmp_path):
-    config, work_dir = straight_run
+def test_train_and_test_cifar10(tiny_run, cifar_root, tmp_path, capsys):
+    config, work_dir, _ = tiny_run
     names = sorted(os.listdir(work_dir))
     assert 'epoch_2.pth' in names
     # the last 3 epochs are kept, and the best by top-1
@@ -90,38 +98,40 @@ def test_train_and_test_cifar10(straight_run, tmp_path):
         assert f.read() == 'epoch_2.pth'
 
     metrics_file = tmp_path / 'metrics.json'
-    result = run_tool('test.py', config, work_dir / 'epoch_2.pth',
-                      '--work-dir', tmp_path / 'test', '--out', metrics_file,
-                      '--out-item', 'metrics')
-    assert result.returncode == 0, output(result)
-    assert 'accuracy/top1: ' in result.stdout
+    assert run_main('test.py', config, work_dir / 'epoch_2.pth',
+                    '--work-dir', tmp_path / 'test', '--out', metrics_file,
+                    '--out-item', 'metrics') == 0
+    printed = [line for line in capsys.readouterr().out.splitlines()
+               if line.startswith('accuracy/top1: ')]
     with open(metrics_file) as f:
         metrics = json.load(f)
-    assert 0 <= metrics['accuracy/top1'] <= 100
+    expected = top1_of_checkpoint(config, work_dir / 'epoch_2.pth',
+                                  cifar_root)
+    assert metrics['accuracy/top1'] == pytest.approx(expected, abs=1e-4)
+    assert printed == [f'accuracy/top1: {metrics["accuracy/top1"]:.4f}']
 
     predictions = tmp_path / 'pred.pkl'
-    result = run_tool('test.py', config, work_dir / 'epoch_2.pth',
-                      '--work-dir', tmp_path / 'test', '--out', predictions)
-    assert result.returncode == 0, output(result)
+    assert run_main('test.py', config, work_dir / 'epoch_2.pth',
+                    '--work-dir', tmp_path / 'test', '--out',
+                    predictions) == 0
     assert osp.getsize(predictions) > 0
 
 
 @pytest.mark.slow
-def test_train_and_test_stl10(tmp_path, stl_root):
+def test_train_and_test_stl10(tmp_path, stl_root, capsys):
     config = tiny_config(tmp_path / 'tiny.py', 'hamiltonian_stl10.py',
                          stl_root, batch_size=5)
     work_dir = tmp_path / 'work'
-    result = run_tool('train.py', config, '--work-dir', work_dir)
-    assert result.returncode == 0, output(result)
+    assert run_main('train.py', config, '--work-dir', work_dir) == 0
     assert osp.isfile(work_dir / 'epoch_2.pth')
-    result = run_tool('test.py', config, work_dir / 'epoch_2.pth',
-                      '--work-dir', tmp_path / 'test')
-    assert result.returncode == 0, output(result)
-    assert 'accuracy/top1: ' in result.stdout
+    capsys.readouterr()
+    assert run_main('test.py', config, work_dir / 'epoch_2.pth',
+                    '--work-dir', tmp_path / 'test') == 0
+    assert 'accuracy/top1: ' in capsys.readouterr().out
 
 
 @pytest.mark.slow
-def test_fewer_data_config_trains(tmp_path, cifar_root):
+def test_fewer_data_config_trains(tmp_path, cifar_root, capsys):
     """The subset wrapper and the iteration-based schedule, end to end."""
     extra = """
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=4,
@@ -133,11 +143,11 @@ default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=2))
         tmp_path / 'tiny.py', 'fewer_data/hamiltonian_cifar10_20pct.py',
         cifar_root, extra=extra, wrapped=True)
     work_dir = tmp_path / 'work'
-    result = run_tool('train.py', config, '--work-dir', work_dir)
-    assert result.returncode == 0, output(result)
+    assert run_main('train.py', config, '--work-dir', work_dir) == 0
     assert osp.isfile(work_dir / 'iter_4.pth')
-    assert 'Iter(train) [4/4]' in result.stdout
-    assert 'Iter(val)' in result.stdout
+    out = capsys.readouterr().out
+    assert 'Iter(train) [4/4]' in out
+    assert 'Iter(val)' in out
 
 
 @pytest.mark.slow

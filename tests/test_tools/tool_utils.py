@@ -110,3 +110,46 @@ def tool_main(tool):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.main
+
+
+def wait_for_a_new_run_name():
+    """Wait for the next second if a Runner was built in this one.
+
+    MMEngine names a run's logger and visualizer after the config file and
+    the second the run started: a second run of the same config in the same
+    second of this process would get the first one's (its log file, its
+    output stream)."""
+    import time
+
+    from mmengine.logging import MMLogger
+    latest = MMLogger.get_current_instance().instance_name
+    while latest.endswith(time.strftime('%Y%m%d_%H%M%S')):
+        time.sleep(1.02 - time.time() % 1)
+
+
+def run_main(tool, *args):
+    """Run ``tools/TOOL``'s ``main`` (``demo/...`` and ``tools/...`` paths
+    taken as they are) on ``args`` in this process; return its exit status.
+    Read what it printed with ``capsys``."""
+    path = tool if tool.startswith(('demo/', 'tools/')) else f'tools/{tool}'
+    main = load_script(path).main
+    wait_for_a_new_run_name()
+    return main([str(a) for a in args])
+
+
+def error_line(err):
+    """The one ``Error:`` line a tool printed, checking there is no other
+    and no traceback."""
+    assert 'Traceback' not in err, err
+    lines = [line for line in err.splitlines() if line.startswith('Error:')]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def assert_main_error(status, err, *phrases):
+    """A tool's ``main`` ended with exit status 1, one ``Error:`` line and
+    every phrase in what it printed to stderr."""
+    assert status == 1, err
+    error_line(err)
+    for phrase in phrases:
+        assert phrase in err, err
