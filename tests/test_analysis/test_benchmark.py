@@ -10,8 +10,8 @@ import torch
 from mmrevode.analysis import (MODES, RECORD_FIELDS, benchmark_model,
                                parse_spec, run_benchmark)
 from mmrevode.analysis.benchmark import time_model
-from mmrevode.analysis.models import sweep_specs
 from mmrevode.analysis.memory import has_glibc
+from mmrevode.analysis.models import sweep_specs
 
 BLOCKS = (1, 2, 4)
 SPECS = sweep_specs('HamiltonianNet', BLOCKS, [8])
