@@ -23,19 +23,12 @@ with missing files are left out, each named with the reason. Writes into
   data, one line per model and data set (when there are fewer-data runs).
 """
 import argparse
-import os.path as osp
 import sys
 import warnings
 
-# MMCV without compiled ops (the classification install) warns on import
-with warnings.catch_warnings():
+with warnings.catch_warnings():  # MMCV-lite's note on its missing ops
     warnings.filterwarnings('ignore', 'Fail to import ``MultiScaleDeformable')
-    try:
-        import mmrevode  # noqa: F401
-    except ImportError:  # run from a source checkout that is not installed
-        sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
-            osp.abspath(__file__)))))
-        import mmrevode  # noqa: F401
+    import mmrevode  # noqa: F401
 
 from mmrevode.utils.optional import require_packages
 from mmrevode.utils.results import RunError, collect

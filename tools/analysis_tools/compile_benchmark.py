@@ -29,21 +29,14 @@ import argparse
 import copy
 import functools
 import json
-import os.path as osp
 import statistics
 import sys
 import time
 import warnings
 
-# MMCV without compiled ops (the classification install) warns on import
-with warnings.catch_warnings():
+with warnings.catch_warnings():  # MMCV-lite's note on its missing ops
     warnings.filterwarnings('ignore', 'Fail to import ``MultiScaleDeformable')
-    try:
-        import mmrevode  # noqa: F401
-    except ImportError:  # run from a source checkout that is not installed
-        sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
-            osp.abspath(__file__)))))
-        import mmrevode  # noqa: F401
+    import mmrevode  # noqa: F401
 
 import torch
 from mmengine.config import Config

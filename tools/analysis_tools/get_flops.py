@@ -12,20 +12,13 @@ counts by module depth (``--max-depth``) and the totals.
 FLOPs count one multiply-add as one, as fvcore does.
 """
 import argparse
-import os.path as osp
 import sys
 import warnings
 from functools import partial
 
-# MMCV without compiled ops (the classification install) warns on import
-with warnings.catch_warnings():
+with warnings.catch_warnings():  # MMCV-lite's note on its missing ops
     warnings.filterwarnings('ignore', 'Fail to import ``MultiScaleDeformable')
-    try:
-        import mmrevode  # noqa: F401
-    except ImportError:  # run from a source checkout that is not installed
-        sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
-            osp.abspath(__file__)))))
-        import mmrevode  # noqa: F401
+    import mmrevode  # noqa: F401
 
 import torch
 from mmengine.analysis import (ActivationAnalyzer, FlopAnalyzer,

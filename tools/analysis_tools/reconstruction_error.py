@@ -24,8 +24,7 @@ import math
 import warnings
 from typing import Dict, List, Optional, Sequence
 
-# MMCV without compiled ops (the classification install) warns on import
-with warnings.catch_warnings():
+with warnings.catch_warnings():  # MMCV-lite's note on its missing ops
     warnings.filterwarnings('ignore', 'Fail to import ``MultiScaleDeformable')
     import mmrevode  # noqa: F401
 

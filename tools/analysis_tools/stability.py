@@ -39,8 +39,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 import torch
 
-# MMCV without compiled ops (the classification install) warns on import
-with warnings.catch_warnings():
+with warnings.catch_warnings():  # MMCV-lite's note on its missing ops
     warnings.filterwarnings('ignore', 'Fail to import ``MultiScaleDeformable')
     import mmrevode  # noqa: F401
 

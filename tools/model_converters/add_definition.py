@@ -16,19 +16,12 @@ printed at the end. (MidpointNet's default ``h`` was 0.02 before it became
 ``--cfg-options model.backbone.h=0.02``.)
 """
 import argparse
-import os.path as osp
 import sys
 import warnings
 
-# MMCV without compiled ops (the classification install) warns on import
-with warnings.catch_warnings():
+with warnings.catch_warnings():  # MMCV-lite's note on its missing ops
     warnings.filterwarnings('ignore', 'Fail to import ``MultiScaleDeformable')
-    try:
-        import mmrevode  # noqa: F401
-    except ImportError:  # run from a source checkout that is not installed
-        sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
-            osp.abspath(__file__)))))
-        import mmrevode  # noqa: F401
+    import mmrevode  # noqa: F401
 
 from mmrevode.engine import add_definition
 from mmrevode.engine.launcher import run_cli
