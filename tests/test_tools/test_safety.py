@@ -346,7 +346,7 @@ def test_moved_work_dir_resumes_from_its_own_files(tmp_path, tiny_run_copy,
                                                    capsys):
     config, old, _ = tiny_run_copy
     (old / 'epoch_2.pth').unlink()  # as after one epoch
-    # a pointer written with an absolute path, as older versions did
+    # the pointer names the old folder's file, as after a move
     (old / 'last_checkpoint').write_text(str(old / 'epoch_1.pth'))
     moved = tmp_path / 'moved'
     shutil.copytree(old, moved)
@@ -354,7 +354,8 @@ def test_moved_work_dir_resumes_from_its_own_files(tmp_path, tiny_run_copy,
     assert run_main('train.py', config, '--work-dir', moved, '--resume',
                     '--cfg-options', 'train_cfg.max_epochs=2') == 0
     assert 'resumed epoch: 1' in ''.join(capsys.readouterr())
-    assert (moved / 'last_checkpoint').read_text() == 'epoch_2.pth'
+    assert (moved / 'last_checkpoint').read_text() == str(
+        moved / 'epoch_2.pth')
     assert osp.isfile(moved / 'epoch_2.pth')
 
 

@@ -93,9 +93,10 @@ def test_train_and_test_cifar10(tiny_run, cifar_root, tmp_path, capsys):
     # the last 3 epochs are kept, and the best by top-1
     assert 'epoch_1.pth' in names
     assert any(n.startswith('best_accuracy_top1_epoch_') for n in names)
-    # relative to the work directory, which can then be moved
+    # the absolute path, as MMEngine writes it (MMEngine's own resume
+    # reads it; a moved work directory is resolved by the launcher)
     with open(work_dir / 'last_checkpoint') as f:
-        assert f.read() == 'epoch_2.pth'
+        assert f.read() == str(work_dir / 'epoch_2.pth')
 
     metrics_file = tmp_path / 'metrics.json'
     assert run_main('test.py', config, work_dir / 'epoch_2.pth',
