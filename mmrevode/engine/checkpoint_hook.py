@@ -157,7 +157,11 @@ class SafeCheckpointHook(CheckpointHook):
                 f'{own}.')
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        path = runner.cfg.get('load_from', None) or 'given as load_from'
+        path = runner.cfg.get('load_from', None)
+        if path is None and runner.cfg.get('resume', False):
+            # MMEngine's own resume read the work directory's pointer
+            path = find_resume_checkpoint(runner.work_dir)
+        path = path or 'given as load_from'
         # before Runner.resume hands them to the optimizer and schedulers
         check_resume_state(runner, checkpoint, path)
         if not self.strict_load:

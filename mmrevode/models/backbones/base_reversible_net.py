@@ -408,7 +408,7 @@ class BaseReversibleNet(DefinedBackbone):
         super().train(mode)
         return freeze(self, self._frozen_modules(), mode and self.norm_eval)
 
-    # -- forward ---------------------------------------------------------------
+    # -- forward ------------------------------------------------------------
     def _check_input(self, x: Tensor):
         name = type(self).__name__
         if x.dim() != 4:
