@@ -457,7 +457,7 @@ def find_resume_checkpoint(work_dir: str) -> Union[str, None]:
     if not osp.isabs(path) and '://' not in path:
         return osp.join(work_dir, path)
     local = osp.join(work_dir, osp.basename(path))
-    if osp.abspath(osp.dirname(path)) != osp.abspath(work_dir) and \
+    if osp.realpath(osp.dirname(path)) != osp.realpath(work_dir) and \
             osp.isfile(local):
         return local
     return path

@@ -14,9 +14,11 @@ class CheckpointMismatchError(CheckpointError):
 
 
 def first_non_finite(state_dict: Dict[str, torch.Tensor]) -> Optional[str]:
-    """The name of the first floating tensor with a NaN or infinity."""
+    """The name of the first floating or complex tensor with a NaN or
+    infinity."""
     for name, value in state_dict.items():
-        if isinstance(value, torch.Tensor) and value.is_floating_point() \
+        if isinstance(value, torch.Tensor) and (
+                value.is_floating_point() or value.is_complex()) \
                 and not bool(torch.isfinite(value).all()):
             return name
     return None

@@ -19,7 +19,7 @@ import re
 from collections import deque
 from typing import Dict, List, Optional
 
-from mmengine.dist import is_main_process
+from mmengine.dist import barrier, is_main_process
 from mmengine.hooks import CheckpointHook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
@@ -77,13 +77,13 @@ class SafeCheckpointHook(CheckpointHook):
       :class:`DivergenceError` instead, so every kept checkpoint (the
       ``best_*`` one too) holds finite weights;
     - writes ``last_checkpoint`` (the absolute path, as MMEngine does)
-      atomically. A moved work directory resumes from its own checkpoints
-      through the launcher (:func:`find_resume_checkpoint`, resolved before
-      the Runner is built); a Runner given ``resume=True`` without
-      ``load_from`` whose pointer names another folder's file (or, from
-      older runs, a relative path) is refused with the checkpoint to name;
-      outdated or best checkpoints that lie outside the output folder
-      (recorded before a move) are never deleted;
+      atomically, and puts the previous one back when a save fails. In a
+      moved or copied work directory, whose pointer names the old folder's
+      file, it points it at this folder's file of the same name before
+      MMEngine's own resume reads it (``resume=True`` from the config or
+      the Runner's arguments); a partial copy without that file is refused
+      when the config asks to resume. Outdated or best checkpoints that lie
+      outside the output folder (recorded before a move) are never deleted;
     - removes the temporary files of saves that a killed process left;
     - writes the message hub's log buffers as tensors
       (:func:`plain_message_hub`), so its checkpoints hold no class of
@@ -138,23 +138,35 @@ class SafeCheckpointHook(CheckpointHook):
             self.backend_args = dict(backend='atomic_local')
 
     def before_run(self, runner) -> None:
-        if not runner.cfg.get('resume', False) or \
-                runner.cfg.get('load_from', None) is not None:
-            return
+        # Before Runner.load_or_resume: MMEngine's own resume (a Runner given
+        # resume=True, from its config or its arguments) reads the pointer.
         pointer = osp.join(runner.work_dir, 'last_checkpoint')
-        if not osp.isfile(pointer):
-            return
+        if not osp.isfile(pointer) or (
+                self.out_dir is not None
+                and osp.realpath(self.out_dir) != osp.realpath(
+                    runner.work_dir)):
+            return  # checkpoints kept in another folder: MMEngine's pointer
         with open(pointer) as f:
             path = f.read().strip()
-        own = find_resume_checkpoint(runner.work_dir)
-        if path and _is_local(path) and own != path:
-            # MMEngine would read a relative pointer (older runs) from the
-            # current folder, and a moved folder's from its old place
+        if not path or not _is_local(path) or (
+                osp.isabs(path) and osp.realpath(osp.dirname(path))
+                == osp.realpath(runner.work_dir)):
+            return  # this work directory's own file
+        own = osp.join(runner.work_dir, osp.basename(path))
+        if osp.isfile(own):
+            # a moved or copied work directory (or a relative pointer of
+            # older runs): name this folder's file, never the old folder's
+            if is_main_process():
+                atomic_write(own, pointer)
+            barrier()
+            return
+        if runner.cfg.get('resume', False) and \
+                runner.cfg.get('load_from', None) is None:
             raise CheckpointError(
                 f'resume=True without load_from: {pointer} names {path}, '
-                f'but the checkpoint of this work directory is {own}. Resume '
-                'with tools/train.py --resume, or set load_from to '
-                f'{own}.')
+                'which is not in this work directory, and the work '
+                f'directory has no {osp.basename(path)} (a partial copy?). '
+                'Set load_from to the checkpoint to resume from.')
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         path = runner.cfg.get('load_from', None)
@@ -218,19 +230,33 @@ class SafeCheckpointHook(CheckpointHook):
         if kept and len(kept) == self.max_keep_ckpts and kept[-1] != step:
             # MMEngine's method deletes the oldest only from a full record
             dropped = self.keep_ckpt_ids.popleft()
+        pointer = osp.join(runner.work_dir, 'last_checkpoint')
+        previous_pointer = None
+        if is_main_process() and osp.isfile(pointer):
+            with open(pointer) as f:
+                previous_pointer = f.read()
         try:
             super()._save_checkpoint_with_step(runner, step, meta)
+            if is_main_process():
+                # the path MMEngine wrote (absolute), again, all or nothing
+                atomic_write(
+                    osp.abspath(self.last_ckpt)
+                    if _is_local(self.last_ckpt) else self.last_ckpt,
+                    pointer)
         except BaseException:
             self.last_ckpt = last_ckpt
             if kept is not None:
                 self.keep_ckpt_ids = deque(kept, self.max_keep_ckpts)
             _restore_info(hub, ('keep_ckpt_ids', 'last_ckpt'), saved_info)
+            if previous_pointer:
+                # MMEngine's own write of the pointer may have truncated it
+                try:
+                    atomic_write(previous_pointer, pointer)
+                except OSError:
+                    pass  # the save's own error is the one to report
             raise
         if not is_main_process():
             return
-        # the path MMEngine wrote, again, all or nothing
-        atomic_write(self.last_ckpt,
-                     osp.join(runner.work_dir, 'last_checkpoint'))
         if dropped is not None:
             path = self.file_backend.join_path(
                 self.out_dir, self.filename_tmpl.format(dropped))
@@ -252,7 +278,10 @@ class SafeCheckpointHook(CheckpointHook):
             super()._save_best_checkpoint(runner, metrics)
         except BaseException:
             self._set_best_paths(previous)
-            _restore_info(hub, best_keys, saved_info)
+            # the keys the failed save added go too
+            _restore_info(hub, set(best_keys).union(
+                k for k in hub.runtime_info if k.startswith('best_')),
+                          saved_info)
             raise
         current = self._best_paths()
         self._set_best_paths({

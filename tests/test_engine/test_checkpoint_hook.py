@@ -51,7 +51,9 @@ def test_the_pin_fails_for_another_method():
 _RUNS = itertools.count()
 
 
-def _toy_runner(work_dir, **cfg):
+def _toy_runner(work_dir, resume_argument=False, **cfg):
+    """A toy Runner; ``resume_argument=True`` gives it ``resume=True`` as
+    an argument only, not in its config."""
     import torch
     data = [dict(x=torch.ones(2), y=torch.ones(1))] * 2
     return Runner(
@@ -67,44 +69,100 @@ def _toy_runner(work_dir, **cfg):
                                            interval=1)),
         experiment_name=f'toy_checkpoint_hook_{next(_RUNS)}',
         cfg=cfg,
-        **cfg)
+        **cfg,
+        **(dict(resume=True) if resume_argument else {}))
 
 
-def test_mmengine_resume_alone_works_and_a_moved_folder_is_refused(
-        tmp_path):
+def test_mmengine_resume_alone_resumes_from_the_folders_own_file(tmp_path):
     """``last_checkpoint`` holds the absolute path, as MMEngine writes it,
     so a Runner given ``resume=True`` alone (MMDetection's own
-    ``tools/train.py --resume``) resumes. In a moved work directory the
-    pointer names the old folder's file: that Runner is refused with the
-    checkpoint to name, never resumed from another folder."""
+    ``tools/train.py --resume``) resumes. In a moved or copied work
+    directory the pointer names the old folder's file: before MMEngine
+    reads it, the hook points it at this folder's file of the same name,
+    however ``resume`` was given; a partial copy without that file is
+    refused. It never resumes from another folder."""
     first = tmp_path / 'first'
     _toy_runner(first).train()
     assert (first / 'last_checkpoint').read_text() == str(
         first / 'epoch_1.pth')
-    runner = _toy_runner(first, resume=True,
-                         max_epochs=2)
+    runner = _toy_runner(first, resume=True, max_epochs=2)
     runner.train()
     assert runner.epoch == 2
     assert (first / 'last_checkpoint').read_text() == str(
         first / 'epoch_2.pth')
 
-    moved = tmp_path / 'moved'
-    shutil.copytree(first, moved)
-    runner = _toy_runner(moved, resume=True,
-                         max_epochs=3)
-    with pytest.raises(CheckpointError) as info:
+    for name in ('copy', 'copy_given_by_argument'):
+        copy = tmp_path / name
+        shutil.copytree(first, copy)
+        if name == 'copy':
+            runner = _toy_runner(copy, resume=True, max_epochs=3)
+        else:  # resume=True as a Runner argument, not in its config
+            runner = _toy_runner(copy, resume_argument=True, max_epochs=3)
         runner.train()
+        assert runner.epoch == 3
+        assert (copy / 'last_checkpoint').read_text() == str(
+            copy / 'epoch_3.pth')
+    # the original folder was not touched
+    assert not (first / 'epoch_3.pth').exists()
+
+    # a partial copy: the pointer's file is missing here
+    partial = tmp_path / 'partial'
+    shutil.copytree(first, partial)
+    (partial / 'epoch_2.pth').unlink()
+    with pytest.raises(CheckpointError) as info:
+        _toy_runner(partial, resume=True, max_epochs=3).train()
     assert str(info.value) == (
-        f'resume=True without load_from: {moved / "last_checkpoint"} '
-        f'names {first / "epoch_2.pth"}, but the checkpoint of this work '
-        f'directory is {moved / "epoch_2.pth"}. Resume with tools/train.py '
-        f'--resume, or set load_from to {moved / "epoch_2.pth"}.')
-    # a pointer of older runs, relative to the work directory, the same
-    (moved / 'last_checkpoint').write_text('epoch_2.pth')
-    with pytest.raises(CheckpointError, match='names epoch_2.pth, but'):
-        _toy_runner(moved, resume=True).train()
+        f'resume=True without load_from: {partial / "last_checkpoint"} '
+        f'names {first / "epoch_2.pth"}, which is not in this work '
+        'directory, and the work directory has no epoch_2.pth (a partial '
+        'copy?). Set load_from to the checkpoint to resume from.')
     # with the checkpoint named, it resumes
-    runner = _toy_runner(moved, resume=True,
-                         max_epochs=3, load_from=str(moved / 'epoch_2.pth'))
+    runner = _toy_runner(partial, resume=True, max_epochs=3,
+                         load_from=str(partial / 'epoch_1.pth'))
     runner.train()
     assert runner.epoch == 3
+
+
+def test_a_failed_pointer_write_leaves_the_previous_pointer(
+        tmp_path, monkeypatch):
+    """MMEngine writes ``last_checkpoint`` with a plain ``open``; a full
+    disk truncates it. The hook puts the previous pointer back, so a resume
+    still finds a complete checkpoint."""
+    import builtins
+
+    import mmengine.hooks.checkpoint_hook as mmengine_hook
+    _toy_runner(tmp_path).train()
+
+    def full_disk_open(path, mode='r', *args, **kwargs):
+        f = builtins.open(path, mode, *args, **kwargs)
+        if 'w' in mode and str(path).endswith('last_checkpoint'):
+            f.close()  # truncated, then the disk is full
+            raise OSError(28, 'No space left on device')
+        return f
+
+    monkeypatch.setattr(mmengine_hook, 'open', full_disk_open, raising=False)
+    with pytest.raises(OSError, match='No space left'):
+        _toy_runner(tmp_path, resume=True, max_epochs=2).train()
+    assert (tmp_path / 'last_checkpoint').read_text() == str(
+        tmp_path / 'epoch_1.pth')
+    assert (tmp_path / 'epoch_1.pth').is_file()
+
+
+def test_a_work_directory_reached_through_a_link_resumes(tmp_path):
+    real, link = tmp_path / 'real', tmp_path / 'link'
+    _toy_runner(real).train()
+    link.symlink_to(real)
+    runner = _toy_runner(link, resume=True, max_epochs=2)
+    runner.train()
+    assert runner.epoch == 2
+
+
+def test_complex_weights_that_are_not_finite_are_found():
+    import torch
+
+    from mmrevode.engine.checkpoint_fit import first_non_finite
+    assert first_non_finite({
+        'weight': torch.ones(2),
+        'phase': torch.tensor([complex('nan')])
+    }) == 'phase'
+    assert first_non_finite({'phase': torch.tensor([1j])}) is None
