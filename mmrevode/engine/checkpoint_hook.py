@@ -279,9 +279,8 @@ class SafeCheckpointHook(CheckpointHook):
         except BaseException:
             self._set_best_paths(previous)
             # the keys the failed save added go too
-            _restore_info(hub, set(best_keys).union(
-                k for k in hub.runtime_info if k.startswith('best_')),
-                          saved_info)
+            added = [k for k in hub.runtime_info if k.startswith('best_')]
+            _restore_info(hub, set(best_keys) | set(added), saved_info)
             raise
         current = self._best_paths()
         self._set_best_paths({

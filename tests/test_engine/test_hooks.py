@@ -41,6 +41,17 @@ class _FailFromEpoch(Hook):
 HOOKS.register_module(module=_FailFromEpoch, force=True)
 
 
+class _FailBestSaves(Hook):
+    """Every save from the first validation on fails: the epoch's own
+    checkpoint is written, its best checkpoint is not."""
+
+    def before_val_epoch(self, runner):
+        _FailSaves.active = True
+
+
+HOOKS.register_module(module=_FailBestSaves, force=True)
+
+
 @pytest.fixture
 def failing_fsync(monkeypatch):
     real = os.fsync
@@ -119,6 +130,20 @@ def test_keeps_max_keep_ckpts_and_writes_pointer(tmp_path, data_root):
         assert f.read() == str(tmp_path / 'epoch_3.pth')
     checkpoint = load_from_local(str(tmp_path / 'epoch_3.pth'))
     assert checkpoint['message_hub']['runtime_info']['keep_ckpt_ids'] == [3]
+
+
+def test_a_failed_first_best_save_leaves_no_best_record(
+        tmp_path, data_root, failing_fsync):
+    runner = _runner(str(tmp_path), data_root, max_epochs=1,
+                     hooks=[dict(type='_FailBestSaves')])
+    with pytest.raises(OSError, match='No space left'):
+        runner.train()
+    assert (tmp_path / 'epoch_1.pth').is_file()
+    assert not [f for f in os.listdir(tmp_path) if f.startswith('best_')]
+    # neither the hook nor the message hub names the file that failed
+    assert _checkpoint_hook(runner).best_ckpt_path is None
+    assert not [k for k in runner.message_hub.runtime_info
+                if k.startswith('best_')]
 
 
 def test_failed_save_keeps_the_earlier_checkpoint(tmp_path, data_root,
