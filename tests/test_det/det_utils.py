@@ -1,11 +1,16 @@
 """Helpers of the detection tests: the configs, a generated COCO-format data
-set and a classification checkpoint in the format of tools/train.py."""
+set, a classification checkpoint in the format of tools/train.py, a tiny
+config over them, and running a tool as a user does."""
 import json
 import os
 import os.path as osp
+import subprocess
+import sys
+import textwrap
 from collections import OrderedDict
 
 import numpy as np
+import pytest
 import torch
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -88,4 +93,88 @@ def save_train_checkpoint(model, path):
         optimizer=optimizer.state_dict(),
         param_schedulers=[])
     save_checkpoint(checkpoint, path)
+    return path
+
+
+def write_config(path, base, data_root, checkpoint):
+    """A config that inherits ``base`` and only swaps in the small data
+    set, the pre-trained checkpoint and a two-iteration schedule."""
+    text = f'''
+    _base_ = {base!r}
+    data_root = {data_root + '/'!r}
+    metainfo = dict(classes={CLASSES!r})
+    train_pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='LoadAnnotations', with_bbox=True),
+        dict(type='Resize', scale=(128, 128), keep_ratio=True),
+        dict(type='RandomFlip', prob=0.5),
+        dict(type='PackDetInputs'),
+    ]
+    test_pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='Resize', scale=(128, 128), keep_ratio=True),
+        dict(type='LoadAnnotations', with_bbox=True),
+        dict(type='PackDetInputs',
+             meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                        'scale_factor')),
+    ]
+    dataset = dict(
+        data_root=data_root, metainfo=metainfo,
+        ann_file='annotations.json', data_prefix=dict(img='images/'))
+    train_dataloader = dict(
+        batch_size=2, num_workers=0, persistent_workers=False,
+        dataset=dict(**dataset, pipeline=train_pipeline))
+    val_dataloader = dict(
+        batch_size=2, num_workers=0, persistent_workers=False,
+        dataset=dict(**dataset, pipeline=test_pipeline))
+    test_dataloader = val_dataloader
+    val_evaluator = dict(ann_file=data_root + 'annotations.json')
+    test_evaluator = val_evaluator
+
+    model = dict(backbone=dict(init_cfg=dict(checkpoint={checkpoint!r})))
+    train_cfg = dict(
+        _delete_=True, type='IterBasedTrainLoop', max_iters=2,
+        val_interval=2)
+    param_scheduler = [
+        dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
+             end=2)
+    ]
+    default_hooks = dict(
+        logger=dict(interval=1),
+        checkpoint=dict(by_epoch=False, interval=2))
+    log_processor = dict(by_epoch=False)
+    '''
+    head = {
+        'RetinaNet': '''
+    model.update(
+        bbox_head=dict(num_classes=2), test_cfg=dict(score_thr=0.0))
+    ''',
+        'FasterRCNN': '''
+    model.update(
+        roi_head=dict(bbox_head=dict(num_classes=2)),
+        train_cfg=dict(rcnn=dict(sampler=dict(num=64))),
+        test_cfg=dict(rcnn=dict(score_thr=0.0)))
+    '''
+    }['FasterRCNN' if 'faster' in osp.basename(base) else 'RetinaNet']
+    with open(path, 'w') as f:
+        f.write(textwrap.dedent(text) + textwrap.dedent(head))
+    return path
+
+
+def run(args, cwd):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [REPO, os.environ.get('PYTHONPATH', '')]).rstrip(os.pathsep))
+    proc = subprocess.run([sys.executable] + args, cwd=cwd, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    return proc.stdout
+
+
+def mmdet_tool(name):
+    """MMDetection's own tools/train.py or test.py, shipped in its wheel."""
+    import mmdet
+    path = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', name)
+    if not osp.isfile(path):
+        pytest.skip(f'MMDetection ships no {name} here')
     return path

@@ -8,93 +8,18 @@ import os
 import os.path as osp
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
 pytest.importorskip('mmdet')
 
-from det_utils import CLASSES, DET_CONFIGS, REPO, config_path  # noqa: E402
+from det_utils import (  # noqa: E402
+    DET_CONFIGS, REPO, config_path, mmdet_tool, run, write_config)
 
 pytestmark = pytest.mark.slow
 
 TRAIN = osp.join(REPO, 'tools', 'det', 'train.py')
 TEST = osp.join(REPO, 'tools', 'det', 'test.py')
-
-
-def write_config(path, base, data_root, checkpoint):
-    """A config that inherits ``base`` and only swaps in the small data
-    set, the pre-trained checkpoint and a two-iteration schedule."""
-    text = f'''
-    _base_ = {base!r}
-    data_root = {data_root + '/'!r}
-    metainfo = dict(classes={CLASSES!r})
-    train_pipeline = [
-        dict(type='LoadImageFromFile'),
-        dict(type='LoadAnnotations', with_bbox=True),
-        dict(type='Resize', scale=(128, 128), keep_ratio=True),
-        dict(type='RandomFlip', prob=0.5),
-        dict(type='PackDetInputs'),
-    ]
-    test_pipeline = [
-        dict(type='LoadImageFromFile'),
-        dict(type='Resize', scale=(128, 128), keep_ratio=True),
-        dict(type='LoadAnnotations', with_bbox=True),
-        dict(type='PackDetInputs',
-             meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                        'scale_factor')),
-    ]
-    dataset = dict(
-        data_root=data_root, metainfo=metainfo,
-        ann_file='annotations.json', data_prefix=dict(img='images/'))
-    train_dataloader = dict(
-        batch_size=2, num_workers=0, persistent_workers=False,
-        dataset=dict(**dataset, pipeline=train_pipeline))
-    val_dataloader = dict(
-        batch_size=2, num_workers=0, persistent_workers=False,
-        dataset=dict(**dataset, pipeline=test_pipeline))
-    test_dataloader = val_dataloader
-    val_evaluator = dict(ann_file=data_root + 'annotations.json')
-    test_evaluator = val_evaluator
-
-    model = dict(backbone=dict(init_cfg=dict(checkpoint={checkpoint!r})))
-    train_cfg = dict(
-        _delete_=True, type='IterBasedTrainLoop', max_iters=2,
-        val_interval=2)
-    param_scheduler = [
-        dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
-             end=2)
-    ]
-    default_hooks = dict(
-        logger=dict(interval=1),
-        checkpoint=dict(by_epoch=False, interval=2))
-    log_processor = dict(by_epoch=False)
-    '''
-    head = {
-        'RetinaNet': '''
-    model.update(
-        bbox_head=dict(num_classes=2), test_cfg=dict(score_thr=0.0))
-    ''',
-        'FasterRCNN': '''
-    model.update(
-        roi_head=dict(bbox_head=dict(num_classes=2)),
-        train_cfg=dict(rcnn=dict(sampler=dict(num=64))),
-        test_cfg=dict(rcnn=dict(score_thr=0.0)))
-    '''
-    }['FasterRCNN' if 'faster' in osp.basename(base) else 'RetinaNet']
-    with open(path, 'w') as f:
-        f.write(textwrap.dedent(text) + textwrap.dedent(head))
-    return path
-
-
-def run(args, cwd):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [REPO, os.environ.get('PYTHONPATH', '')]).rstrip(os.pathsep))
-    proc = subprocess.run([sys.executable] + args, cwd=cwd, env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-6000:]
-    return proc.stdout
 
 
 def bbox_metrics(log):
@@ -129,15 +54,6 @@ def test_train_two_iterations_then_test(name, tmp_path, coco_root,
     # The runner's scalar log of the test run.
     logs = glob.glob(osp.join(work_dir, '*', '*.json'))
     assert any('coco/bbox_mAP' in json.load(open(p)) for p in logs)
-
-
-def mmdet_tool(name):
-    """MMDetection's own tools/train.py or test.py, shipped in its wheel."""
-    import mmdet
-    path = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', name)
-    if not osp.isfile(path):
-        pytest.skip(f'MMDetection ships no {name} here')
-    return path
 
 
 def test_mmdetection_tools_train_resume_and_test(tmp_path, coco_root,

@@ -2,15 +2,14 @@
 browse_dataset.py and analyze_logs.py, run as a user runs them (from the
 MMDetection wheel, with the config pointed at a generated COCO data set)."""
 import glob
-import json
 import os.path as osp
 
 import pytest
 
 pytest.importorskip('mmdet')
 
-from det_utils import DET_CONFIGS, config_path  # noqa: E402
-from test_det_tools import mmdet_tool, run, write_config  # noqa: E402
+from det_utils import (DET_CONFIGS, config_path, mmdet_tool,  # noqa: E402
+                       run, write_config)
 
 pytestmark = pytest.mark.slow
 
