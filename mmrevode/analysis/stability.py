@@ -24,7 +24,7 @@ from typing import Callable, Iterator, List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from ..models.blocks import right_hand_side
+from ..models.blocks import TwoStateBlock, right_hand_side
 from ..models.reversible import frozen_running_stats
 
 
@@ -124,10 +124,8 @@ def walk_units(backbone: nn.Module,
 def _is_two_state(unit: nn.Module, state: Tuple[Tensor, ...]) -> bool:
     """Whether a unit's pair is ``(Y_{j-1}, Y_j)`` (Midpoint, Leapfrog)
     rather than the two halves of one state (Hamiltonian, RevNet)."""
-    if not hasattr(unit, 'blocks') or len(state) != 2:
-        return False
-    merged = unit.blocks[-1].merge(*state)
-    return merged.shape[1] != state[0].shape[1] + state[1].shape[1]
+    return len(state) == 2 and isinstance(
+        getattr(unit, 'blocks', [None])[-1], TwoStateBlock)
 
 
 def _state_norm(unit: nn.Module, state: Tuple[Tensor, ...]) -> Tensor:

@@ -147,26 +147,28 @@ class SafeCheckpointHook(CheckpointHook):
                     runner.work_dir)):
             return  # checkpoints kept in another folder: MMEngine's pointer
         with open(pointer) as f:
-            path = f.read().strip()
-        if not path or not _is_local(path) or (
-                osp.isabs(path) and osp.realpath(osp.dirname(path))
-                == osp.realpath(runner.work_dir)):
-            return  # this work directory's own file
-        own = osp.join(runner.work_dir, osp.basename(path))
-        if osp.isfile(own):
-            # a moved or copied work directory (or a relative pointer of
-            # older runs): name this folder's file, never the old folder's
-            if is_main_process():
-                atomic_write(own, pointer)
-            barrier()
-            return
-        if runner.cfg.get('resume', False) and \
+            written = f.read().strip()
+        # the file the launcher's --resume would take: this folder's own
+        # file of the pointer's name (a moved or copied work directory, or
+        # a relative pointer of older runs), else the pointer's path
+        path = find_resume_checkpoint(runner.work_dir)
+        own = path is not None and _is_local(path) and osp.isfile(path) \
+            and osp.realpath(osp.dirname(path)) == osp.realpath(
+                runner.work_dir)
+        # every rank decides before the main process rewrites the pointer
+        barrier()
+        if own and path != written and is_main_process():
+            atomic_write(path, pointer)
+        barrier()
+        if not own and path is not None and _is_local(path) and \
+                runner.cfg.get('resume', False) and \
                 runner.cfg.get('load_from', None) is None:
             raise CheckpointError(
-                f'resume=True without load_from: {pointer} names {path}, '
-                'which is not in this work directory, and the work '
-                f'directory has no {osp.basename(path)} (a partial copy?). '
-                'Set load_from to the checkpoint to resume from.')
+                f'resume=True without load_from: {pointer} names '
+                f'{written}, and this work directory has no '
+                f'{osp.basename(written)} (a partial copy, or a deleted '
+                'checkpoint?). Set load_from to the checkpoint to resume '
+                'from.')
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         path = runner.cfg.get('load_from', None)

@@ -113,9 +113,22 @@ def test_mmengine_resume_alone_resumes_from_the_folders_own_file(tmp_path):
         _toy_runner(partial, resume=True, max_epochs=3).train()
     assert str(info.value) == (
         f'resume=True without load_from: {partial / "last_checkpoint"} '
-        f'names {first / "epoch_2.pth"}, which is not in this work '
-        'directory, and the work directory has no epoch_2.pth (a partial '
-        'copy?). Set load_from to the checkpoint to resume from.')
+        f'names {first / "epoch_2.pth"}, and this work directory has no '
+        'epoch_2.pth (a partial copy, or a deleted checkpoint?). Set '
+        'load_from to the checkpoint to resume from.')
+    # the same for this folder's own pointer, absolute or relative, to a
+    # file deleted since
+    for written in (str(partial / 'epoch_2.pth'), 'epoch_2.pth'):
+        (partial / 'last_checkpoint').write_text(written)
+        with pytest.raises(CheckpointError, match='has no epoch_2.pth'):
+            _toy_runner(partial, resume=True, max_epochs=3).train()
+    # a relative pointer whose file is here is made absolute, and resumes
+    (partial / 'last_checkpoint').write_text('epoch_1.pth')
+    runner = _toy_runner(partial, resume=True, max_epochs=2)
+    runner.train()
+    assert runner.epoch == 2
+    assert (partial / 'last_checkpoint').read_text() == str(
+        partial / 'epoch_2.pth')
     # with the checkpoint named, it resumes
     runner = _toy_runner(partial, resume=True, max_epochs=3,
                          load_from=str(partial / 'epoch_1.pth'))

@@ -2,15 +2,20 @@
 
 ``tiny_run`` is the one trained work directory that the tool tests share:
 tests that only read it take it as is, tests that change it take a copy
-(``tiny_run_copy``).
+(``tiny_run_copy``). ``digits_trainings`` start with the session and run
+beside the other tests (background.py); the tests that take them run last.
 """
+import os.path as osp
 import shutil
+import tempfile
 from collections import namedtuple
 
 import numpy as np
 import pytest
 import torch
-from tool_utils import images, output, run_tool, tiny_config
+from background import BackgroundRuns
+from tool_utils import (DIGITS_CASES, DIGITS_SEEDS, REPO, images, output,
+                        run_tool, tiny_config, tool_command)
 
 from mmrevode.datasets import write_cifar10
 from mmrevode.engine import trust_checkpoints
@@ -88,3 +93,58 @@ def digits_run(tmp_path_factory):
     assert result.returncode == 0, output(result)
     return config, root / 'work' / 'epoch_1.pth', result.stdout + \
         result.stderr
+
+
+#: The digits trainings of the session, and the folder they write to.
+DIGITS_TRAININGS = pytest.StashKey()
+
+
+def _takes_digits_trainings(item) -> bool:
+    return 'digits_trainings' in getattr(item, 'fixturenames', ())
+
+
+def pytest_collection_modifyitems(config, items):
+    """The tests that wait for ``digits_trainings`` go last: by then the
+    trainings have had the whole session to run."""
+    waiting = [item for item in items if _takes_digits_trainings(item)]
+    items[:] = [item for item in items
+                if not _takes_digits_trainings(item)] + waiting
+
+
+def pytest_collection_finish(session):
+    """Start ``digits_trainings`` if a selected test takes them."""
+    if session.config.option.collectonly or not any(
+            _takes_digits_trainings(item) for item in session.items):
+        return
+    root = tempfile.mkdtemp(prefix='digits_trainings_')
+    runs = {}
+    for scheme, exact in DIGITS_CASES:
+        config = osp.join(REPO, 'configs', 'revode', f'{scheme}_digits.py')
+        # exact mode (fixed-point pairs): the backbone's exact=True
+        options = ['model.backbone.exact=True'] if exact else []
+        for seed in DIGITS_SEEDS:
+            name = f'{scheme}{"_exact" if exact else ""}_seed{seed}'
+            command, env = tool_command(
+                'train.py', config, '--work-dir', osp.join(root, name),
+                '--cfg-options', f'randomness.seed={seed}', *options)
+            runs[scheme, exact, seed] = (command, env,
+                                         osp.join(root, f'{name}.log'))
+    session.config.stash[DIGITS_TRAININGS] = (BackgroundRuns(runs), root)
+
+
+def pytest_sessionfinish(session):
+    started = session.config.stash.get(DIGITS_TRAININGS, None)
+    if started is not None:
+        runs, root = started
+        runs.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope='session')
+def digits_trainings(request):
+    """``(runs, root)``: the ``BackgroundRuns`` of
+    ``configs/revode/{scheme}_digits.py`` through tools/train.py for every
+    ``(scheme, exact)`` of ``DIGITS_CASES`` and seed of ``DIGITS_SEEDS``
+    (keys ``(scheme, exact, seed)``), each in
+    ``root/{scheme}[_exact]_seed{seed}``; started with the session."""
+    return request.config.stash[DIGITS_TRAININGS]

@@ -10,6 +10,12 @@ import torch
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY_ARCH = "dict(_delete_=True, blocks=[1, 1, 1], widths=[8, 16, 32])"
+#: The digits configs trained by test_digits_configs.py: ``(scheme, exact)``
+#: (exact mode, fixed-point pairs, for one scheme: docs/engine.md has all
+#: three), each with every seed.
+DIGITS_CASES = (('hamiltonian', False), ('midpoint', False),
+                ('leapfrog', False), ('hamiltonian', True))
+DIGITS_SEEDS = (0, 1, 2)
 
 
 def tool_command(tool, *args):
