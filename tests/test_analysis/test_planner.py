@@ -1,10 +1,7 @@
 import argparse
 import itertools
 import json
-import os
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 
@@ -112,30 +109,33 @@ def test_cfg_option_applies_the_plan():
     }
 
 
-def test_command_line(tmp_path, run_tool):
+def test_command_line(tmp_path, start_tool):
     common = [
         TINY, '--batch-size', '4', '--input-size', '16', '8', '--steps', '1',
         '--warmup', '0', '--device', 'cpu', '--out-dir',
         str(tmp_path)
     ]
-    # which plan is fastest is a measurement; that it fits is not
-    out = run_tool('plan_memory', *common, '--budget', '1GiB', '--name',
-                   'fits')
+    # the three runs side by side: which plan is fastest is a measurement,
+    # that it fits is not
+    fits = start_tool('plan_memory', *common, '--budget', '1GiB', '--name',
+                      'fits')
+    none = start_tool('plan_memory', *common, '--budget', '100', '--name',
+                      'none')
+    every = start_tool('plan_memory', *common, '--all-plans', '--name',
+                       'all')
+    out, err = fits.communicate(timeout=600)
+    assert fits.returncode == 0, err[-3000:]
     assert 'Apply it with:  --cfg-options model.backbone.mode=' in out
     with open(tmp_path / 'fits.json') as f:
         result = json.load(f)['results'][0]
     assert result['plan']['saved_bytes'] <= result['budget_bytes']
-    done = subprocess.run(
-        [sys.executable,
-         osp.join(ROOT, 'tools', 'analysis_tools', 'plan_memory.py'),
-         *common, '--budget', '100', '--name', 'none'],
-        env=dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1'),
-        capture_output=True, text=True, timeout=600)
-    assert done.returncode == 1, done.stderr[-3000:]
-    assert 'smallest reachable is' in done.stderr
-    assert 'Traceback' not in done.stderr
+    _, err = none.communicate(timeout=600)
+    assert none.returncode == 1, err[-3000:]
+    assert 'smallest reachable is' in err
+    assert 'Traceback' not in err
     combinations = list(itertools.product('RPC', repeat=3))
-    run_tool('plan_memory', *common, '--all-plans', '--name', 'all')
+    _, err = every.communicate(timeout=600)
+    assert every.returncode == 0, err[-3000:]
     with open(tmp_path / 'all.json') as f:
         result = json.load(f)['results'][0]
     assert len(result['measured_plans']) == len(combinations)

@@ -12,16 +12,24 @@ MIM_TOOLS = osp.join(osp.dirname(mmpretrain.__file__), '.mim', 'tools')
 DIGITS = osp.join(REPO, 'configs', 'revode', 'hamiltonian_digits.py')
 
 
-def run_mim_tool(tool, *args, timeout=600):
-    """Run MMPretrain's ``tools/TOOL`` with this checkout importable."""
+def mim_command(tool, *args):
+    """The command line and environment of MMPretrain's ``tools/TOOL``
+    with this checkout importable."""
     import os
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1',
                MPLBACKEND='Agg')
     env['PYTHONPATH'] = os.pathsep.join(
         [REPO] + [p for p in [env.get('PYTHONPATH')] if p])
+    return [sys.executable, osp.join(MIM_TOOLS, tool)
+            ] + [str(a) for a in args], env
+
+
+def run_mim_tool(tool, *args, timeout=600):
+    """Run MMPretrain's ``tools/TOOL`` with this checkout importable."""
+    command, env = mim_command(tool, *args)
     return subprocess.run(
-        [sys.executable, osp.join(MIM_TOOLS, tool)] + [str(a) for a in args],
-        env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+        command, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=REPO)
 
 
 def _output(result):
@@ -87,15 +95,36 @@ def test_mim_analyze_logs(mim_digits_run, tmp_path):
     assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize('mode',
-                         ['original', 'transformed', 'concat', 'pipeline'])
-def test_mim_browse_dataset(mode, tmp_path):
+BROWSE_MODES = ('original', 'transformed', 'concat', 'pipeline')
+
+
+@pytest.fixture(scope='module')
+def browsed(tmp_path_factory):
+    """browse_dataset.py in every mode, the four side by side: ``{mode:
+    (exit status, output, folder)}``."""
     _needs_matplotlib_below_3_11()
-    result = run_mim_tool('visualization/browse_dataset.py', DIGITS, '-o',
-                          tmp_path, '-n', '2', '-m', mode)
-    assert result.returncode == 0, _output(result)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ['0.jpg', '1.jpg']
+    root = tmp_path_factory.mktemp('browsed')
+    started = {}
+    for mode in BROWSE_MODES:
+        command, env = mim_command('visualization/browse_dataset.py', DIGITS,
+                                   '-o', root / mode, '-n', '2', '-m', mode)
+        with open(root / f'{mode}.log', 'w') as log:
+            started[mode] = subprocess.Popen(
+                command, env=env, cwd=REPO, stdout=log,
+                stderr=subprocess.STDOUT)
+    return {
+        mode: (run.wait(timeout=600), (root / f'{mode}.log').read_text(),
+               root / mode)
+        for mode, run in started.items()
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('mode', BROWSE_MODES)
+def test_mim_browse_dataset(mode, browsed):
+    status, log, folder = browsed[mode]
+    assert status == 0, log[-6000:]
+    assert sorted(p.name for p in folder.iterdir()) == ['0.jpg', '1.jpg']
 
 
 @pytest.mark.slow

@@ -10,7 +10,8 @@ import re
 
 import pytest
 import torch
-from tool_utils import output, run_tool, state_dict, tiny_config
+from tool_utils import (assert_main_error, output, run_main, run_tool,
+                        state_dict, tiny_config)
 
 # lr 1e6 * 1e-7 = 0.1 in epoch 1, then 1e6: NaN within a few iterations
 DIVERGING = """
@@ -37,7 +38,7 @@ def _run_info(work_dir):
 
 
 @pytest.mark.slow
-def test_divergence_remedy_resumes_past_it(tmp_path, cifar_root):
+def test_divergence_remedy_resumes_past_it(tmp_path, cifar_root, capsys):
     config = tiny_config(tmp_path / 'tiny.py', 'hamiltonian_cifar10.py',
                          cifar_root, extra=DIVERGING)
     work_dir = tmp_path / 'work'
@@ -52,15 +53,19 @@ def test_divergence_remedy_resumes_past_it(tmp_path, cifar_root):
     checkpoint = remedy.group(1)
     assert checkpoint == str(work_dir / 'epoch_1.pth')
 
-    # refused: a seed other than the checkpoint's (nothing trains)
-    refused = run_tool('train.py', config, '--work-dir', work_dir, '--resume',
-                       checkpoint, '--cfg-options', 'randomness.seed=1')
-    assert_one_line_error(refused, '--cfg-options randomness.seed=1 with '
-                          '--resume', 'was trained with seed 0')
-    refused = run_tool('train.py', config, '--work-dir', work_dir, '--resume',
-                       checkpoint, '--cfg-options',
-                       'param_scheduler.by_epoch=False')
-    assert_one_line_error(refused, "'by_epoch' decides which scheduler")
+    # refused: a seed other than the checkpoint's (nothing trains); the
+    # one-line errors from train.py's main in this process
+    capsys.readouterr()
+    status = run_main('train.py', config, '--work-dir', work_dir, '--resume',
+                      checkpoint, '--cfg-options', 'randomness.seed=1')
+    assert_main_error(status, capsys.readouterr().err,
+                      '--cfg-options randomness.seed=1 with --resume',
+                      'was trained with seed 0')
+    status = run_main('train.py', config, '--work-dir', work_dir, '--resume',
+                      checkpoint, '--cfg-options',
+                      'param_scheduler.by_epoch=False')
+    assert_main_error(status, capsys.readouterr().err,
+                      "'by_epoch' decides which scheduler")
     assert len(_run_info(work_dir)) == 1  # the refused runs did not start
 
     # the remedy, as printed, with a lower learning rate
