@@ -4,8 +4,9 @@ tests.
 A tool run in a process of its own takes one thread (``tool_command``), so
 while the suite runs such tools one core is mostly idle. Long runs that a
 test only needs at its end (the digits trainings) are started when the
-session starts, one at a time at the lowest priority, on that core; the test
-that needs them waits, and while it waits every core goes to them.
+session starts, one at a time at the lowest priority, on that core (the
+tests meanwhile take one thread: conftest.py); the test that needs them
+waits, and while it waits every core goes to them.
 """
 import os
 import threading

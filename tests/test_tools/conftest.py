@@ -5,6 +5,7 @@ tests that only read it take it as is, tests that change it take a copy
 (``tiny_run_copy``). ``digits_trainings`` start with the session and run
 beside the other tests (background.py); the tests that take them run last.
 """
+import os
 import os.path as osp
 import shutil
 import tempfile
@@ -97,6 +98,8 @@ def digits_run(tmp_path_factory):
 
 #: The digits trainings of the session, and the folder they write to.
 DIGITS_TRAININGS = pytest.StashKey()
+#: The thread settings of the session before the trainings started.
+THREADS = pytest.StashKey()
 
 
 def _takes_digits_trainings(item) -> bool:
@@ -130,6 +133,15 @@ def pytest_collection_finish(session):
             runs[scheme, exact, seed] = (command, env,
                                          osp.join(root, f'{name}.log'))
     session.config.stash[DIGITS_TRAININGS] = (BackgroundRuns(runs), root)
+    # One core for the tests, one for the trainings: tests with two
+    # threads would wait on the thread a training displaced (in this
+    # process and in the tools it starts).
+    session.config.stash[THREADS] = (torch.get_num_threads(), {
+        name: os.environ.get(name)
+        for name in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS')
+    })
+    torch.set_num_threads(1)
+    os.environ.update(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
 
 
 def pytest_sessionfinish(session):
@@ -138,6 +150,13 @@ def pytest_sessionfinish(session):
         runs, root = started
         runs.stop()
         shutil.rmtree(root, ignore_errors=True)
+        threads, environ = session.config.stash[THREADS]
+        torch.set_num_threads(threads)
+        for name, value in environ.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture(scope='session')
