@@ -33,7 +33,7 @@ import os
 import os.path as osp
 import re
 import zipfile
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 import torch
@@ -431,33 +431,64 @@ class AtomicLocalBackend(LocalBackend):
         atomic_write(obj, filepath, encoding=encoding)
 
 
-def find_resume_checkpoint(work_dir: str) -> Union[str, None]:
+def checkpoint_dir(work_dir: str, out_dir: Optional[str] = None) -> str:
+    """The folder a ``CheckpointHook`` with ``out_dir`` saves into:
+    ``work_dir`` when ``out_dir`` is unset or is ``work_dir``, else
+    ``out_dir/<work_dir's name>`` (as MMEngine's ``before_train`` joins
+    them)."""
+    if out_dir is None or out_dir == work_dir:
+        return work_dir
+    name = osp.basename(work_dir.rstrip(osp.sep))
+    return out_dir.rstrip('/') + '/' + name if '://' in out_dir else \
+        osp.join(out_dir, name)
+
+
+def find_resume_checkpoint(work_dir: str,
+                           out_dir: Optional[str] = None) -> Union[str, None]:
     """The checkpoint that ``--resume`` without a path continues from.
 
-    Reads ``<work_dir>/last_checkpoint``. A relative path in it is relative
-    to ``work_dir``; an absolute one that lies in another folder (a work
-    directory that was moved or copied) is replaced by the file of the same
-    name in ``work_dir`` when that exists, so a moved work directory resumes
-    from its own checkpoints, never from the old folder's.
+    Reads ``<work_dir>/last_checkpoint`` (MMEngine writes it there wherever
+    the checkpoints go). A relative path in it is relative to ``work_dir``.
+    A local path that lies outside the checkpoint folder (``work_dir``, or
+    ``out_dir/<work_dir's name>``; a work directory that was moved or
+    copied) is replaced by the file of the same name in the checkpoint
+    folder, so a run resumes from its own checkpoints, never from another
+    folder's. A remote path (``s3://...``) is returned as written.
 
     Args:
         work_dir (str): The work directory.
+        out_dir (str, optional): The checkpoint hook's ``out_dir``.
+            Defaults to None (checkpoints in ``work_dir``).
 
     Returns:
         str | None: The checkpoint's path, or None if the work directory has
         no ``last_checkpoint``.
+
+    Raises:
+        CheckpointError: ``last_checkpoint`` is empty, or the checkpoint
+            folder has no file of the name it holds (a partial copy, a
+            deleted checkpoint).
     """
     pointer = osp.join(work_dir, 'last_checkpoint')
     if not osp.isfile(pointer):
         return None
     with open(pointer) as f:
-        path = f.read().strip()
-    if not path:
-        return None
-    if not osp.isabs(path) and '://' not in path:
-        return osp.join(work_dir, path)
-    local = osp.join(work_dir, osp.basename(path))
-    if osp.realpath(osp.dirname(path)) != osp.realpath(work_dir) and \
-            osp.isfile(local):
-        return local
+        written = f.read().strip()
+    what_to_do = ('Give the checkpoint to resume from: --resume PATH, or '
+                  'load_from=PATH with resume=True.')
+    if not written:
+        raise CheckpointError(
+            f'{pointer} is empty (a run stopped while writing it?). '
+            f'{what_to_do}')
+    if '://' in written:
+        return written
+    folder = checkpoint_dir(work_dir, out_dir)
+    path = osp.join(work_dir, written)  # an absolute path as it is
+    if osp.realpath(osp.dirname(path)) != osp.realpath(folder):
+        path = osp.join(folder, osp.basename(path))
+    if not osp.isfile(path):
+        raise CheckpointError(
+            f'{pointer} names {written}, and {folder} has no '
+            f'{osp.basename(path)} (a partial copy, or a deleted '
+            f'checkpoint?). {what_to_do}')
     return path

@@ -19,13 +19,13 @@ import re
 from collections import deque
 from typing import Dict, List, Optional
 
-from mmengine.dist import barrier, is_main_process
+from mmengine.dist import broadcast_object_list, is_main_process
 from mmengine.hooks import CheckpointHook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
-from .checkpoint import (CheckpointError, atomic_write, find_resume_checkpoint,
-                         plain_message_hub)
+from .checkpoint import (CheckpointError, atomic_write, checkpoint_dir,
+                         find_resume_checkpoint, plain_message_hub)
 from .checkpoint_fit import check_checkpoint_fits, first_non_finite
 from .divergence import DivergenceError, newest_checkpoint_note
 from .resume_state import check_resume_state
@@ -81,8 +81,11 @@ class SafeCheckpointHook(CheckpointHook):
       moved or copied work directory, whose pointer names the old folder's
       file, it points it at this folder's file of the same name before
       MMEngine's own resume reads it (``resume=True`` from the config or
-      the Runner's arguments); a partial copy without that file is refused
-      when the config asks to resume. Outdated or best checkpoints that lie
+      the Runner's arguments; the main process decides and writes, every
+      rank gets the outcome); a partial copy without that file is refused
+      when the config asks to resume. With ``out_dir`` elsewhere (MMEngine
+      saves into ``out_dir/<work_dir's name>``) the pointer is MMEngine's,
+      as is a remote one. Outdated or best checkpoints that lie
       outside the output folder (recorded before a move) are never deleted;
     - removes the temporary files of saves that a killed process left;
     - writes the message hub's log buffers as tensors
@@ -140,41 +143,53 @@ class SafeCheckpointHook(CheckpointHook):
     def before_run(self, runner) -> None:
         # Before Runner.load_or_resume: MMEngine's own resume (a Runner given
         # resume=True, from its config or its arguments) reads the pointer.
-        pointer = osp.join(runner.work_dir, 'last_checkpoint')
-        if not osp.isfile(pointer) or (
-                self.out_dir is not None
-                and osp.realpath(self.out_dir) != osp.realpath(
-                    runner.work_dir)):
+        if not self._saves_in_work_dir(runner):
             return  # checkpoints kept in another folder: MMEngine's pointer
+        # the main process decides and writes; every rank gets the outcome
+        error = [self._point_at_own_checkpoint(runner)
+                 if is_main_process() else None]
+        broadcast_object_list(error)
+        if error[0] is not None:
+            raise CheckpointError(error[0])
+
+    def _saves_in_work_dir(self, runner) -> bool:
+        """Whether this hook's checkpoints go to the work directory
+        (:func:`checkpoint_dir`)."""
+        folder = checkpoint_dir(runner.work_dir, self.out_dir)
+        return _is_local(folder) and osp.realpath(folder) == osp.realpath(
+            runner.work_dir)
+
+    def _point_at_own_checkpoint(self, runner) -> Optional[str]:
+        """Make ``last_checkpoint`` name, absolutely, the file that
+        :func:`find_resume_checkpoint` takes (this folder's own file in a
+        moved or copied work directory). Returns the message of the error
+        to raise, or None: a pointer with no file here is an error only for
+        a run that resumes from it (``resume=True`` without
+        ``load_from``)."""
+        pointer = osp.join(runner.work_dir, 'last_checkpoint')
+        try:
+            path = find_resume_checkpoint(runner.work_dir, self.out_dir)
+        except CheckpointError as error:
+            resumes = runner.cfg.get('resume', False) and runner.cfg.get(
+                'load_from', None) is None
+            return f'resume=True without load_from: {error}' \
+                if resumes else None
+        if path is None or not _is_local(path):
+            return None
         with open(pointer) as f:
-            written = f.read().strip()
-        # the file the launcher's --resume would take: this folder's own
-        # file of the pointer's name (a moved or copied work directory, or
-        # a relative pointer of older runs), else the pointer's path
-        path = find_resume_checkpoint(runner.work_dir)
-        own = path is not None and _is_local(path) and osp.isfile(path) \
-            and osp.realpath(osp.dirname(path)) == osp.realpath(
-                runner.work_dir)
-        # every rank decides before the main process rewrites the pointer
-        barrier()
-        if own and path != written and is_main_process():
+            if f.read().strip() == path:
+                return None
+        try:
             atomic_write(path, pointer)
-        barrier()
-        if not own and path is not None and _is_local(path) and \
-                runner.cfg.get('resume', False) and \
-                runner.cfg.get('load_from', None) is None:
-            raise CheckpointError(
-                f'resume=True without load_from: {pointer} names '
-                f'{written}, and this work directory has no '
-                f'{osp.basename(written)} (a partial copy, or a deleted '
-                'checkpoint?). Set load_from to the checkpoint to resume '
-                'from.')
+        except OSError as error:
+            return f'Could not point {pointer} at {path}: {error}'
+        return None
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         path = runner.cfg.get('load_from', None)
         if path is None and runner.cfg.get('resume', False):
             # MMEngine's own resume read the work directory's pointer
-            path = find_resume_checkpoint(runner.work_dir)
+            path = find_resume_checkpoint(runner.work_dir, self.out_dir)
         path = path or 'given as load_from'
         # before Runner.resume hands them to the optimizer and schedulers
         check_resume_state(runner, checkpoint, path)

@@ -151,8 +151,10 @@ def resolve_resume(cfg: Config,
         resume = cfg.get('load_from', None) or 'auto'
     if resume is None:
         return None
-    path = find_resume_checkpoint(cfg.work_dir) if resume == 'auto' \
-        else resume
+    out_dir = ((cfg.get('default_hooks', None) or {}).get('checkpoint', None)
+               or {}).get('out_dir', None)
+    path = find_resume_checkpoint(cfg.work_dir, out_dir) \
+        if resume == 'auto' else resume
     # resolved here: the Runner never searches for a checkpoint itself
     cfg.resume = path is not None
     cfg.load_from = path

@@ -162,16 +162,41 @@ def test_real_runner_checkpoints_need_only_the_table(tmp_path):
 
 
 def test_find_resume_checkpoint(tmp_path):
+    """The pointer's file in this work directory, never another folder's;
+    one error naming what to do where there is none."""
     assert find_resume_checkpoint(str(tmp_path)) is None
-    (tmp_path / 'last_checkpoint').write_text('epoch_3.pth')
-    assert find_resume_checkpoint(str(tmp_path)) == str(
-        tmp_path / 'epoch_3.pth')
-    # an absolute pointer into another folder (a moved work dir)
-    (tmp_path / 'last_checkpoint').write_text('/elsewhere/epoch_3.pth')
-    assert find_resume_checkpoint(str(tmp_path)) == '/elsewhere/epoch_3.pth'
+    pointer = tmp_path / 'last_checkpoint'
     (tmp_path / 'epoch_3.pth').write_bytes(b'')
-    assert find_resume_checkpoint(str(tmp_path)) == str(
-        tmp_path / 'epoch_3.pth')
+    # relative (older runs), absolute, with a newline
+    for written in ('epoch_3.pth', str(tmp_path / 'epoch_3.pth') + '\n'):
+        pointer.write_text(written)
+        assert find_resume_checkpoint(str(tmp_path)) == str(
+            tmp_path / 'epoch_3.pth')
+    # into another folder (a moved or copied work dir), absolute or
+    # relative: this folder's file of the same name
+    for written in ('/elsewhere/epoch_3.pth', '../elsewhere/epoch_3.pth'):
+        pointer.write_text(written)
+        assert find_resume_checkpoint(str(tmp_path)) == str(
+            tmp_path / 'epoch_3.pth')
+    # a remote checkpoint as written
+    pointer.write_text('s3://bucket/run/epoch_3.pth')
+    assert find_resume_checkpoint(
+        str(tmp_path)) == 's3://bucket/run/epoch_3.pth'
+    # no such file here: never the other folder's
+    (tmp_path / 'epoch_3.pth').unlink()
+    for written in ('/elsewhere/epoch_3.pth', 'epoch_3.pth',
+                    str(tmp_path / 'epoch_3.pth')):
+        pointer.write_text(written)
+        with pytest.raises(CheckpointError) as info:
+            find_resume_checkpoint(str(tmp_path))
+        assert str(info.value) == (
+            f'{pointer} names {written}, and {tmp_path} has no '
+            'epoch_3.pth (a partial copy, or a deleted checkpoint?). Give '
+            'the checkpoint to resume from: --resume PATH, or '
+            'load_from=PATH with resume=True.')
+    pointer.write_text(' \n')
+    with pytest.raises(CheckpointError, match='is empty'):
+        find_resume_checkpoint(str(tmp_path))
 
 
 def test_missing_checkpoint(tmp_path):

@@ -20,7 +20,7 @@ from mmengine.hooks import CheckpointHook
 from mmengine.runner import Runner
 
 import mmrevode  # noqa: F401
-from mmrevode.engine import CheckpointError
+from mmrevode.engine import CheckpointError, find_resume_checkpoint
 
 #: sha256 of ``inspect.getsource`` of each method, MMEngine 0.10.7.
 PINNED = {
@@ -51,9 +51,10 @@ def test_the_pin_fails_for_another_method():
 _RUNS = itertools.count()
 
 
-def _toy_runner(work_dir, resume_argument=False, **cfg):
+def _toy_runner(work_dir, resume_argument=False, out_dir=None, **cfg):
     """A toy Runner; ``resume_argument=True`` gives it ``resume=True`` as
-    an argument only, not in its config."""
+    an argument only, not in its config; ``out_dir``, the checkpoint
+    hook's."""
     import torch
     data = [dict(x=torch.ones(2), y=torch.ones(1))] * 2
     return Runner(
@@ -65,8 +66,8 @@ def _toy_runner(work_dir, resume_argument=False, **cfg):
             collate_fn=dict(type='default_collate')),
         train_cfg=dict(by_epoch=True, max_epochs=cfg.pop('max_epochs', 1)),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
-        default_hooks=dict(checkpoint=dict(type='SafeCheckpointHook',
-                                           interval=1)),
+        default_hooks=dict(checkpoint=dict(
+            type='SafeCheckpointHook', interval=1, out_dir=out_dir)),
         experiment_name=f'toy_checkpoint_hook_{next(_RUNS)}',
         cfg=cfg,
         **cfg,
@@ -113,9 +114,10 @@ def test_mmengine_resume_alone_resumes_from_the_folders_own_file(tmp_path):
         _toy_runner(partial, resume=True, max_epochs=3).train()
     assert str(info.value) == (
         f'resume=True without load_from: {partial / "last_checkpoint"} '
-        f'names {first / "epoch_2.pth"}, and this work directory has no '
-        'epoch_2.pth (a partial copy, or a deleted checkpoint?). Set '
-        'load_from to the checkpoint to resume from.')
+        f'names {first / "epoch_2.pth"}, and {partial} has no '
+        'epoch_2.pth (a partial copy, or a deleted checkpoint?). Give the '
+        'checkpoint to resume from: --resume PATH, or load_from=PATH with '
+        'resume=True.')
     # the same for this folder's own pointer, absolute or relative, to a
     # file deleted since
     for written in (str(partial / 'epoch_2.pth'), 'epoch_2.pth'):
@@ -134,6 +136,85 @@ def test_mmengine_resume_alone_resumes_from_the_folders_own_file(tmp_path):
                          load_from=str(partial / 'epoch_1.pth'))
     runner.train()
     assert runner.epoch == 3
+
+
+def test_checkpoints_saved_in_the_work_dir_through_out_dir(tmp_path):
+    """``out_dir`` set to the work directory's parent: MMEngine saves into
+    ``out_dir/<work_dir's name>``, the work directory itself, so a copy is
+    repointed and a partial copy refused as without ``out_dir``."""
+    first = tmp_path / 'runs' / 'first'
+    _toy_runner(first, out_dir=str(first.parent)).train()
+    copy = tmp_path / 'copies' / 'first'
+    shutil.copytree(first, copy)
+    runner = _toy_runner(copy, out_dir=str(copy.parent), resume=True,
+                         max_epochs=2)
+    runner.train()
+    assert runner.epoch == 2
+    assert (copy / 'last_checkpoint').read_text() == str(
+        copy / 'epoch_2.pth')
+    assert not (first / 'epoch_2.pth').exists()
+    partial = tmp_path / 'partial' / 'first'
+    shutil.copytree(first, partial)
+    (partial / 'epoch_1.pth').unlink()
+    with pytest.raises(CheckpointError, match='has no epoch_1.pth'):
+        _toy_runner(partial, out_dir=str(partial.parent), resume=True,
+                    max_epochs=2).train()
+
+
+def test_out_dir_elsewhere_is_left_to_mmengine(tmp_path):
+    """``out_dir`` that spells the work directory another way (trailing
+    slash): MMEngine saves into ``work_dir/<name>`` and points the work
+    directory's ``last_checkpoint`` there. The run resumes from that
+    folder, not from an older file of the same name in the work
+    directory, and ``--resume`` finds the same file."""
+    work = tmp_path / 'wd'
+    out_dir = str(work) + '/'
+    _toy_runner(work, out_dir=out_dir).train()
+    assert (work / 'last_checkpoint').read_text() == str(
+        work / 'wd' / 'epoch_1.pth')
+    shutil.copy(work / 'wd' / 'epoch_1.pth', work / 'epoch_1.pth')  # older
+    runner = _toy_runner(work, out_dir=out_dir, resume=True, max_epochs=2)
+    runner.train()
+    assert runner.epoch == 2
+    assert (work / 'last_checkpoint').read_text() == str(
+        work / 'wd' / 'epoch_2.pth')
+    assert find_resume_checkpoint(str(work), out_dir) == str(
+        work / 'wd' / 'epoch_2.pth')
+    # without out_dir it would be this folder's own file, never another's
+    with pytest.raises(CheckpointError, match='has no epoch_2.pth'):
+        find_resume_checkpoint(str(work))
+
+
+def test_a_remote_pointer_is_left_alone(tmp_path):
+    """A pointer to ``s3://...`` is MMEngine's to read; a local file of the
+    same name does not replace it."""
+    work = tmp_path / 'work'
+    _toy_runner(work).train()
+    (work / 'last_checkpoint').write_text('s3://bucket/work/epoch_1.pth')
+    _toy_runner(work).train()  # no resume: the pointer is rewritten by
+    # the save, not by the repointing before it
+    (work / 'last_checkpoint').write_text('s3://bucket/work/epoch_1.pth')
+    runner = _toy_runner(work)
+    runner.call_hook('before_run')
+    assert (work / 'last_checkpoint').read_text() == \
+        's3://bucket/work/epoch_1.pth'
+
+
+def test_a_failed_repointing_is_one_error(tmp_path, monkeypatch):
+    """Writing the copied folder's pointer fails (a full disk): an error
+    on every rank (the outcome is broadcast), not a rank left waiting."""
+    import mmrevode.engine.checkpoint_hook as hook_module
+    first = tmp_path / 'first'
+    _toy_runner(first).train()
+    copy = tmp_path / 'copy'
+    shutil.copytree(first, copy)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, 'No space left on device')
+
+    monkeypatch.setattr(hook_module, 'atomic_write', full_disk)
+    with pytest.raises(CheckpointError, match='Could not point .* No space'):
+        _toy_runner(copy, resume=True, max_epochs=2).train()
 
 
 def test_a_failed_pointer_write_leaves_the_previous_pointer(

@@ -91,3 +91,22 @@ def test_divergence_remedy_resumes_past_it(tmp_path, cifar_root, capsys):
     assert second['resumed_from'] == checkpoint
     assert second['cfg_options'] == {'optim_wrapper.optimizer.lr': 0.01}
     assert first['seed'] == second['seed'] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('how', [['--resume'],
+                                 ['--cfg-options', 'resume=True']])
+def test_a_partial_copy_never_resumes_from_the_original(
+        how, tiny_run, tiny_run_copy, capsys):
+    """A copied work directory that lacks the checkpoint its
+    ``last_checkpoint`` names (the original folder's): one line saying what
+    to give, never a resume from the original folder."""
+    (tiny_run_copy.work_dir / 'epoch_2.pth').unlink()
+    capsys.readouterr()
+    status = run_main('train.py', tiny_run_copy.config, '--work-dir',
+                      tiny_run_copy.work_dir, *how)
+    assert_main_error(status, capsys.readouterr().err,
+                      f'names {tiny_run.work_dir / "epoch_2.pth"}',
+                      f'{tiny_run_copy.work_dir} has no epoch_2.pth',
+                      '--resume PATH')
+    assert len(_run_info(tiny_run_copy.work_dir)) == 1  # nothing started
