@@ -438,9 +438,7 @@ def checkpoint_dir(work_dir: str, out_dir: Optional[str] = None) -> str:
     them)."""
     if out_dir is None or out_dir == work_dir:
         return work_dir
-    name = osp.basename(work_dir.rstrip(osp.sep))
-    return out_dir.rstrip('/') + '/' + name if '://' in out_dir else \
-        osp.join(out_dir, name)
+    return osp.join(out_dir, osp.basename(work_dir.rstrip(osp.sep)))
 
 
 def find_resume_checkpoint(work_dir: str,
