@@ -5,7 +5,6 @@ tests that only read it take it as is, tests that change it take a copy
 (``tiny_run_copy``). ``digits_trainings`` start with the session and run
 beside the other tests (background.py); the tests that take them run last.
 """
-import os
 import os.path as osp
 import shutil
 import tempfile
@@ -15,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 from background import BackgroundRuns
-from tool_utils import (DIGITS_CASES, DIGITS_SEEDS, REPO, images, output,
-                        run_tool, tiny_config, tool_command)
+from tool_utils import (DIGITS_CASES, DIGITS_SEEDS, REPO, digits_run_name,
+                        images, output, run_tool, tiny_config, tool_command)
 
 from mmrevode.datasets import write_cifar10
 from mmrevode.engine import trust_checkpoints
@@ -98,7 +97,8 @@ def digits_run(tmp_path_factory):
 
 #: The digits trainings of the session, and the folder they write to.
 DIGITS_TRAININGS = pytest.StashKey()
-#: The thread settings of the session before the trainings started.
+#: The thread count before the trainings started, and the environment's
+#: change (undone at the end).
 THREADS = pytest.StashKey()
 
 
@@ -126,7 +126,7 @@ def pytest_collection_finish(session):
         # exact mode (fixed-point pairs): the backbone's exact=True
         options = ['model.backbone.exact=True'] if exact else []
         for seed in DIGITS_SEEDS:
-            name = f'{scheme}{"_exact" if exact else ""}_seed{seed}'
+            name = digits_run_name(scheme, exact, seed)
             command, env = tool_command(
                 'train.py', config, '--work-dir', osp.join(root, name),
                 '--cfg-options', f'randomness.seed={seed}', *options)
@@ -136,12 +136,11 @@ def pytest_collection_finish(session):
     # One core for the tests, one for the trainings: tests with two
     # threads would wait on the thread a training displaced (in this
     # process and in the tools it starts).
-    session.config.stash[THREADS] = (torch.get_num_threads(), {
-        name: os.environ.get(name)
-        for name in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS')
-    })
+    environ = pytest.MonkeyPatch()
+    environ.setenv('OMP_NUM_THREADS', '1')
+    environ.setenv('MKL_NUM_THREADS', '1')
+    session.config.stash[THREADS] = (torch.get_num_threads(), environ)
     torch.set_num_threads(1)
-    os.environ.update(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
 
 
 def pytest_sessionfinish(session):
@@ -152,11 +151,7 @@ def pytest_sessionfinish(session):
         shutil.rmtree(root, ignore_errors=True)
         threads, environ = session.config.stash[THREADS]
         torch.set_num_threads(threads)
-        for name, value in environ.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        environ.undo()
 
 
 @pytest.fixture(scope='session')

@@ -10,7 +10,8 @@ import json
 import os.path as osp
 
 import pytest
-from tool_utils import DIGITS_CASES, DIGITS_SEEDS, REPO, run_main
+from tool_utils import (DIGITS_CASES, DIGITS_SEEDS, REPO, digits_run_name,
+                        run_main)
 
 pytest.importorskip('sklearn')
 
@@ -39,7 +40,7 @@ def test_digits_config_trains_and_tests_to_97_percent(
                      ] if exact else []
     accuracies = {}
     for seed in DIGITS_SEEDS:
-        name = f'{scheme}{"_exact" if exact else ""}_seed{seed}'
+        name = digits_run_name(scheme, exact, seed)
         metrics_file = tmp_path / f'metrics{seed}.json'
         assert run_main('test.py', config,
                         osp.join(root, name, 'epoch_15.pth'), '--work-dir',

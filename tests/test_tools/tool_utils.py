@@ -18,6 +18,11 @@ DIGITS_CASES = (('hamiltonian', False), ('midpoint', False),
 DIGITS_SEEDS = (0, 1, 2)
 
 
+def digits_run_name(scheme, exact, seed):
+    """The folder (and log) name of one digits training."""
+    return f'{scheme}{"_exact" if exact else ""}_seed{seed}'
+
+
 def tool_command(tool, *args):
     """The command line and environment (one thread) of ``tools/TOOL``."""
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
